@@ -1,0 +1,96 @@
+"""The value codec: msgpack, the one format of values on disk and between processes.
+
+A storable value is ``None``, ``bool``, ``int`` (-2**63 .. 2**64-1), ``float``, ``str``, ``bytes``,
+``list`` or ``dict`` (keys of any storable type), nested at will. Tuples are accepted and come
+back as lists, as msgpack has no tuple type (except as dict keys, where they come back as
+tuples, since a list cannot be a dict key). Anything else raises :class:`EncodeError` before
+anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgpack
+
+from flume.errors import CorruptionError, EncodeError
+
+_packer_options: dict[str, Any] = {"use_bin_type": True, "strict_types": False}
+
+
+def encode(value: Any) -> bytes:
+    """Encode one value to msgpack bytes.
+
+    Raises:
+        EncodeError: the value (or something inside it) is not storable.
+    """
+    try:
+        return msgpack.packb(value, **_packer_options)
+    except (TypeError, ValueError, OverflowError, UnicodeEncodeError) as e:
+        raise EncodeError(
+            f"cannot store {_describe(value)}: {e}. Store only None, bool, int (64-bit), float, "
+            "str, bytes, list and dict values (convert other types first)"
+        ) from None
+
+
+def encode_many(values: Iterable[Any]) -> list[bytes]:
+    """Encode every value, or raise :class:`EncodeError` naming the first bad one's position."""
+    out = []
+    for i, value in enumerate(values):
+        try:
+            out.append(encode(value))
+        except EncodeError as e:
+            raise EncodeError(f"item {i} of the batch: {e}") from None
+    return out
+
+
+def decode(data: bytes | memoryview) -> Any:
+    """Decode msgpack bytes written by :func:`encode`.
+
+    Raises:
+        CorruptionError: the bytes are not a msgpack value (a damaged file).
+    """
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
+    except TypeError:
+        # A dict whose keys were tuples: lists cannot be dict keys, so rebuild those keys as
+        # tuples. Rare, hence the second pass only on failure instead of a hook on every value.
+        return _decode_with_tuple_keys(data)
+    except Exception as e:  # msgpack raises several unrelated types for bad input
+        raise _corrupt(e) from None
+
+
+def _decode_with_tuple_keys(data: bytes | memoryview) -> Any:
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=False,
+            use_list=True,
+            object_pairs_hook=lambda pairs: {_hashable(k): v for k, v in pairs},
+        )
+    except Exception as e:
+        raise _corrupt(e) from None
+
+
+def _corrupt(e: Exception) -> CorruptionError:
+    return CorruptionError(
+        f"a stored value cannot be decoded ({type(e).__name__}: {e or 'invalid msgpack'}); "
+        "the file is damaged: run `flume verify` and restore the database from a copy"
+    )
+
+
+def _hashable(key: Any) -> Any:
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
+    if isinstance(key, dict):
+        return tuple((_hashable(k), _hashable(v)) for k, v in key.items())
+    return key
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"a value of type {type(value).__name__} ({text})"
