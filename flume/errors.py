@@ -43,6 +43,10 @@ class LockedError(FlumeError):
     """Another process holds the directory open for writing."""
 
 
+class DirectoryNotFoundError(FlumeError, FileNotFoundError):
+    """A readonly open of a directory that does not exist (readonly opens never create)."""
+
+
 class FormatError(FlumeError):
     """A directory or file that is not a flume database of a format version this code knows."""
 
@@ -87,6 +91,7 @@ class QueryError(FlumeError, ValueError):
 __all__ = [
     "ClosedError",
     "CorruptionError",
+    "DirectoryNotFoundError",
     "EncodeError",
     "FlumeError",
     "FlumeTimeoutError",

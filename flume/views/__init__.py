@@ -1,0 +1,7 @@
+"""Views: derived state streamed from the log (Reduce, Index, Query), and their stores."""
+
+from flume.views.base import View, ViewStream
+from flume.views.index import Index, IndexEntry
+from flume.views.reduce import Reduce
+
+__all__ = ["Index", "IndexEntry", "Reduce", "View", "ViewStream"]

@@ -1,0 +1,56 @@
+"""The writer lock: one process at a time opens a flume directory for writing.
+
+An ``flock`` on ``<dir>/writer.lock``, which also records the holder's pid for the error a
+second writer gets. The kernel drops the lock when its holder exits, however it exits, so a
+writer killed with SIGKILL leaves no stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+from flume.errors import LockedError
+
+LOCK_FILE = "writer.lock"
+
+
+class DirectoryLock:
+    """Holds the writer lock of ``directory`` until ``release()``.
+
+    Blocks on: nothing (fails at once when another process holds it).
+
+    Raises:
+        LockedError: another process (or another open in this process) holds it.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, LOCK_FILE)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f"process {holder}" if holder else "another process"
+            raise LockedError(
+                f"{directory} is open for writing by {who}; only one writer at a time. Open it "
+                "with readonly=True to read alongside that writer, or stop the writer first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode().strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,370 @@
+"""The Log protocol, ``Entry``, and the stream machinery every log shares.
+
+A log stores values under dense seqs from 0 and never changes a stored value. Concrete logs
+implement a handful of primitives (``_read_chunk``, ``_commit``, ``_refresh``); reading streams,
+live streams, option checking and closing live here, once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from flume import codec
+from flume.errors import (
+    ClosedError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    NotFoundError,
+    ReadOnlyError,
+)
+from flume.obv import Obv
+from flume.ranges import SeqRange, check_bool, check_limit, check_seq, seq_range
+
+# Entries read per step of a stream: large enough to amortise a read transaction, small enough
+# that a stream never pins the log's pages for long.
+CHUNK = 2048
+
+
+class Entry(NamedTuple):
+    """One log entry: its seq and its value."""
+
+    seq: int
+    value: Any
+
+
+@runtime_checkable
+class Log(Protocol):
+    """What flume needs of a log. ``MemoryLog`` and ``LmdbLog`` implement it; so can yours
+    (run ``flume.testing.LogConformance`` against it)."""
+
+    since: Obv[int]
+    dir: str | None
+    readonly: bool
+
+    def append(self, value: Any) -> int: ...
+    def append_many(self, values: Sequence[Any]) -> int: ...
+    def get(self, seq: int) -> Any: ...
+    def stream(
+        self,
+        *,
+        gt: int | None = None,
+        gte: int | None = None,
+        lt: int | None = None,
+        lte: int | None = None,
+        reverse: bool = False,
+        live: bool = False,
+        old: bool = True,
+        limit: int | None = None,
+        seqs: bool = True,
+        values: bool = True,
+    ) -> LogStream: ...
+    def read_raw(self, start: int, end: int, reverse: bool, n: int) -> list[tuple[int, bytes]]: ...
+    def get_many(self, seqs: Sequence[int]) -> list[Any]: ...
+    def refresh(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class BaseLog:
+    """The shared half of every log: ``since``, streams, option checks, close.
+
+    Subclasses implement ``read_raw`` (encoded values in a seq range), ``_commit`` (store
+    encoded values, return the last seq), ``_get_raw`` and, for logs other processes write,
+    ``refresh``.
+    """
+
+    dir: str | None = None
+
+    def __init__(self, readonly: bool = False) -> None:
+        self.readonly = readonly
+        self.since: Obv[int] = Obv(-1)
+        self._closed = False
+        self._streams: set[LogStream] = set()
+        self._streams_lock = threading.Lock()
+
+    # -- primitives for subclasses -------------------------------------------------------------
+
+    def read_raw(self, start: int, end: int, reverse: bool, n: int) -> list[tuple[int, bytes]]:
+        """Up to ``n`` ``(seq, encoded value)`` pairs with ``start <= seq <= end``, ascending
+        from ``start`` (or descending from ``end`` when ``reverse``). Blocks on a read txn."""
+        raise NotImplementedError
+
+    def _get_raw(self, seq: int) -> bytes | None:
+        raise NotImplementedError
+
+    def _commit(self, encoded: list[bytes]) -> int:
+        raise NotImplementedError
+
+    def refresh(self) -> int:
+        """Re-read ``since`` from storage (for logs another process writes); return it."""
+        return self.since.value
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def append(self, value: Any) -> int:
+        """Append one value; return its seq once it is committed.
+
+        Raises:
+            EncodeError: the value is not storable (nothing is written).
+            ReadOnlyError, ClosedError.
+        """
+        self._check_writable()
+        return self._commit([codec.encode(value)])
+
+    def append_many(self, values: Sequence[Any]) -> int:
+        """Append every value in one atomic commit (all or nothing); return the last seq.
+
+        An empty batch writes nothing and returns ``since``.
+
+        Raises:
+            EncodeError: an item is not storable (names its position; nothing is written).
+            InvalidTypeError: ``values`` is a str, bytes or dict rather than a sequence of values.
+        """
+        self._check_writable()
+        if isinstance(values, (str, bytes, dict)):
+            raise InvalidTypeError(
+                f"append_many takes a list of values, not a {type(values).__name__}; "
+                "use append() for a single value"
+            )
+        encoded = codec.encode_many(values)
+        if not encoded:
+            return self.since.value
+        return self._commit(encoded)
+
+    def get(self, seq: int) -> Any:
+        """Return the value stored at ``seq``.
+
+        Raises:
+            NotFoundError (a KeyError): no entry has that seq.
+            InvalidTypeError: ``seq`` is not an int.
+        """
+        self._check_open()
+        check_seq("seq", seq)
+        raw = self._get_raw(seq) if seq >= 0 else None
+        if raw is None:
+            raise NotFoundError(
+                f"seq {seq} is not in the log (it holds seqs 0..{self.since.value}); "
+                "read db.since for the last one"
+            )
+        return codec.decode(raw)
+
+    def get_many(self, seqs: Sequence[int]) -> list[Any]:
+        """The values at ``seqs``, in that order, read together (one read transaction).
+
+        Raises:
+            NotFoundError: one of them is not in the log.
+        """
+        self._check_open()
+        raws = self._get_raw_many(seqs)
+        decode = codec.decode
+        out = []
+        for seq, raw in zip(seqs, raws):
+            if raw is None:
+                self.get(seq)  # raises the not-found error with its message
+            out.append(decode(raw))
+        return out
+
+    def _get_raw_many(self, seqs: Sequence[int]) -> list[bytes | None]:
+        return [self._get_raw(seq) for seq in seqs]
+
+    def stream(
+        self,
+        *,
+        gt: int | None = None,
+        gte: int | None = None,
+        lt: int | None = None,
+        lte: int | None = None,
+        reverse: bool = False,
+        live: bool = False,
+        old: bool = True,
+        limit: int | None = None,
+        seqs: bool = True,
+        values: bool = True,
+    ) -> LogStream:
+        """Stream entries in seq order (newest first with ``reverse``); see :class:`LogStream`.
+
+        Raises:
+            InvalidTypeError / InvalidArgumentError: a bad option (checked before reading).
+        """
+        self._check_open()
+        rng = seq_range(gt, gte, lt, lte)
+        for name, flag in (("reverse", reverse), ("live", live), ("old", old)):
+            check_bool(name, flag)
+        check_bool("seqs", seqs)
+        check_bool("values", values)
+        if reverse and live:
+            raise InvalidArgumentError(
+                "a live stream reads forwards: use reverse=False with live=True"
+            )
+        stream = LogStream(
+            self, rng, reverse=reverse, live=live, old=old, limit=check_limit(limit),
+            seqs=seqs, values=values,
+        )
+        with self._streams_lock:
+            self._streams.add(stream)
+        return stream
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close the log and end every open stream (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._streams_lock:
+            streams = list(self._streams)
+        for s in streams:
+            s.close()
+        self._close_storage()
+
+    def _close_storage(self) -> None:
+        pass
+
+    def _forget(self, stream: LogStream) -> None:
+        with self._streams_lock:
+            self._streams.discard(stream)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the log is closed; open the database again to use it")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.readonly:
+            raise ReadOnlyError(
+                "this database was opened readonly=True; append from the process that opened "
+                "it for writing"
+            )
+
+
+class LogStream(Iterator[Any]):
+    """An iterator over log entries, and a context manager; ``close()`` ends it.
+
+    Yields ``Entry(seq, value)``, or bare values (``seqs=False``), or bare seqs
+    (``values=False``). A non-live stream reads what was committed when it was created. A live
+    stream then blocks for new entries and yields each exactly once, until it reaches ``lt/lte``,
+    its ``limit``, or is closed (from any thread; closing the db closes it too).
+    Memory is bounded: entries are read in chunks of a few thousand, each in its own short read
+    transaction, so a slow consumer never pins the log.
+    """
+
+    # Readers of a log that another process writes cannot be woken by it, so live streams of
+    # such logs poll at this interval (a cheap read of the last key).
+    POLL_SECONDS = 0.02
+
+    def __init__(
+        self,
+        log: BaseLog,
+        rng: SeqRange,
+        *,
+        reverse: bool,
+        live: bool,
+        old: bool,
+        limit: int | None,
+        seqs: bool,
+        values: bool,
+    ) -> None:
+        self._log = log
+        self._reverse = reverse
+        self._live = live
+        self._left = limit
+        self._seqs = seqs
+        self._values = values
+        self._closed = False
+        since = log.refresh() if log.readonly else log.since.value
+        self._lo = rng.lo if old else max(rng.lo, since + 1)
+        self._hi = rng.hi
+        # Non-live streams end at what was committed when they were created.
+        self._end = since if self._hi is None else min(self._hi, since)
+        if reverse:
+            self._next = self._end
+        else:
+            self._next = self._lo
+        self._buffer: list[Any] = []
+        self._pos = 0
+
+    def __iter__(self) -> LogStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self._closed:
+            raise StopIteration
+        if self._pos >= len(self._buffer):
+            self._buffer = self._fill()
+            self._pos = 0
+            if not self._buffer:
+                self.close()
+                raise StopIteration
+        item = self._buffer[self._pos]
+        self._pos += 1
+        return item
+
+    def _fill(self) -> list[Any]:
+        while not self._closed and self._left != 0:
+            if self._reverse:
+                if self._next < self._lo:
+                    return []
+                raw = self._log.read_raw(self._lo, self._next, True, self._chunk())
+                if raw:
+                    self._next = raw[-1][0] - 1
+                return self._shape(raw)
+            if self._hi is not None and self._next > self._hi:
+                return []
+            if self._next <= self._end:
+                raw = self._log.read_raw(self._next, self._end, False, self._chunk())
+                if raw:
+                    self._next = raw[-1][0] + 1
+                    return self._shape(raw)
+                self._next = self._end + 1
+            if not self._live:
+                return []
+            self._wait_for_more()
+        return []
+
+    def _wait_for_more(self) -> None:
+        since = self._log.since
+        while not self._closed:
+            generation = since.generation
+            current = self._log.refresh() if self._log.readonly else since.value
+            if current >= self._next:
+                self._end = current if self._hi is None else min(self._hi, current)
+                return
+            if self._log.closed:
+                self.close()
+                return
+            since.wait_change(generation, self.POLL_SECONDS if self._log.readonly else None)
+
+    def _chunk(self) -> int:
+        return CHUNK if self._left is None else min(CHUNK, self._left)
+
+    def _shape(self, raw: list[tuple[int, bytes]]) -> list[Any]:
+        if self._left is not None:
+            raw = raw[: self._left]
+            self._left -= len(raw)
+        decode = codec.decode
+        if not self._values:
+            return [seq for seq, _ in raw]
+        if not self._seqs:
+            return [decode(data) for _, data in raw]
+        return [Entry(seq, decode(data)) for seq, data in raw]
+
+    def close(self) -> None:
+        """End the stream (idempotent, from any thread): a blocked ``next()`` stops quietly."""
+        if self._closed:
+            return
+        self._closed = True
+        self._log._forget(self)
+        self._log.since.wake()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> LogStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

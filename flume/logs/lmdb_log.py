@@ -1,0 +1,411 @@
+"""LmdbLog: the default log, an LMDB environment at ``<dir>/log/``.
+
+Keys are 8-byte big-endian seqs from 0, values msgpack. A ``meta`` database holds the format
+version; an unknown one is refused and never overwritten.
+
+Operational notes (see also the README's "Process model"):
+
+* **Map growth.** LMDB maps a fixed address range. The log starts with a modest map and, when a
+  commit fills it, doubles it and retries the commit; nobody sets ``map_size``. Readers in other
+  processes adopt the new size on their next read (``MapResizedError`` is handled here).
+* **Threads.** One environment per directory per process, shared by every ``LmdbLog`` on it (a
+  writer and readers in one process share it). Reads use short transactions; the map is resized
+  only while no transaction of this process is open (a readers-writer lock).
+* **Group commit.** Appends from several threads that arrive while a commit is running are
+  written together in the next transaction and share its fsync; each still gets its own seq
+  and returns only once its data is durable.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import lmdb
+
+from flume import codec
+from flume.errors import CorruptionError, FormatError
+from flume.logs.base import BaseLog
+
+FORMAT_NAME = "flume-log"
+FORMAT_VERSION = 1
+_SEQ_BYTES = 8
+_INITIAL_MAP_SIZE = 1 << 30
+_MAX_READERS = 1024
+
+
+def seq_key(seq: int) -> bytes:
+    return seq.to_bytes(_SEQ_BYTES, "big")
+
+
+class _ReadersWriterLock:
+    """Many transactions at once, or one map resize alone."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+@dataclass
+class _SharedEnv:
+    env: lmdb.Environment
+    log_db: Any
+    meta_db: Any
+    lock: _ReadersWriterLock = field(default_factory=_ReadersWriterLock)
+    users: int = 0
+
+
+_envs: dict[str, _SharedEnv] = {}
+_envs_lock = threading.Lock()
+
+
+def _open_env(path: str, *, create: bool, map_size: int, sync: bool) -> _SharedEnv:
+    with _envs_lock:
+        shared = _envs.get(path)
+        if shared is None:
+            shared = _envs[path] = _new_env(path, create=create, map_size=map_size, sync=sync)
+        shared.users += 1
+        return shared
+
+
+def _release_env(path: str, shared: _SharedEnv) -> None:
+    with _envs_lock:
+        shared.users -= 1
+        if shared.users == 0:
+            del _envs[path]
+            shared.env.close()
+
+
+def _new_env(path: str, *, create: bool, map_size: int, sync: bool) -> _SharedEnv:
+    if not create and not os.path.exists(os.path.join(path, "data.mdb")):
+        raise FormatError(
+            f"{path} holds no flume log (no data.mdb): this is not a flume database, "
+            "or its log was deleted; point flume at the right directory"
+        )
+    try:
+        env = lmdb.open(
+            path,
+            map_size=max(map_size, _current_file_size(path)),
+            subdir=True,
+            max_dbs=2,
+            max_readers=_MAX_READERS,
+            sync=sync,
+            metasync=sync,
+            readahead=False,
+            create=create,
+        )
+    except lmdb.InvalidError as e:
+        raise CorruptionError(
+            f"{path}/data.mdb is not a valid LMDB file ({e}); the log is damaged: restore "
+            "the directory from a copy"
+        ) from None
+    except lmdb.Error as e:
+        raise FormatError(f"cannot open the log at {path}: {e}") from None
+    try:
+        meta_db, log_db = _open_dbs(env, path, create=create)
+    except BaseException:
+        env.close()
+        raise
+    return _SharedEnv(env=env, log_db=log_db, meta_db=meta_db)
+
+
+def _open_dbs(env: lmdb.Environment, path: str, *, create: bool) -> tuple[Any, Any]:
+    try:
+        with env.begin(write=False) as txn:
+            existing = txn.get(b"meta") is not None
+    except lmdb.Error as e:
+        raise CorruptionError(f"{path}/data.mdb cannot be read ({e}); restore it from a copy") from None
+    if not existing:
+        if not create:
+            raise FormatError(f"{path} holds an LMDB environment but no flume log")
+        with env.begin(write=True) as txn:
+            if txn.stat()["entries"]:
+                raise FormatError(
+                    f"{path} holds an LMDB environment that is not a flume log; "
+                    "flume will not write into it"
+                )
+            meta_db = env.open_db(b"meta", txn=txn)
+            log_db = env.open_db(b"log", txn=txn)
+            txn.put(
+                b"format",
+                codec.encode({"name": FORMAT_NAME, "version": FORMAT_VERSION}),
+                db=meta_db,
+            )
+        return meta_db, log_db
+    try:
+        meta_db = env.open_db(b"meta", create=False)
+        log_db = env.open_db(b"log", create=False)
+    except lmdb.Error as e:
+        raise FormatError(f"{path} holds an LMDB environment that is not a flume log ({e})") from None
+    with env.begin(write=False) as txn:
+        raw = txn.get(b"format", db=meta_db)
+    _check_format(path, raw)
+    return meta_db, log_db
+
+
+def _check_format(path: str, raw: bytes | None) -> None:
+    try:
+        meta = codec.decode(raw) if raw is not None else None
+    except CorruptionError:
+        meta = None
+    if not isinstance(meta, dict) or meta.get("name") != FORMAT_NAME:
+        raise FormatError(f"{path} holds an LMDB environment with no flume format record")
+    version = meta.get("version")
+    if version != FORMAT_VERSION:
+        raise FormatError(
+            f"{path} is a flume log of format version {version!r}, and this flume reads "
+            f"version {FORMAT_VERSION}; open it with the flume release that wrote it "
+            "(nothing was changed)"
+        )
+
+
+def _current_file_size(path: str) -> int:
+    try:
+        return os.path.getsize(os.path.join(path, "data.mdb"))
+    except OSError:
+        return 0
+
+
+class _Pending:
+    __slots__ = ("encoded", "last", "error", "done")
+
+    def __init__(self, encoded: list[bytes]) -> None:
+        self.encoded = encoded
+        self.last = -1
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class LmdbLog(BaseLog):
+    """The log in an LMDB environment at ``path`` (usually ``<db dir>/log``).
+
+    Args:
+        path: the environment's directory; created when missing unless ``readonly``.
+        readonly: open for reading only (several processes may, next to one writer).
+        sync: ``True`` (default) makes every commit durable (an fsync) before ``append``
+            returns: an acknowledged append survives ``kill -9`` and power loss.
+            ``False`` skips the fsync: much faster, and a process crash still loses nothing
+            that returned, but an OS crash or power loss can lose the latest appends and, as
+            LMDB does not order its writes without fsync, may damage the log.
+
+    Raises:
+        FormatError: not a flume log, or one of an unknown format version (never overwritten).
+        CorruptionError: the LMDB file is damaged.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        sync: bool = True,
+        _map_size: int = _INITIAL_MAP_SIZE,
+    ) -> None:
+        super().__init__(readonly=readonly)
+        self.dir = os.fspath(path)
+        self._path = os.path.realpath(self.dir)
+        if not readonly:
+            os.makedirs(self._path, exist_ok=True)
+        self._shared = _open_env(self._path, create=not readonly, map_size=_map_size, sync=sync)
+        self._env = self._shared.env
+        self._db = self._shared.log_db
+        self._rw = self._shared.lock
+        self._sync = sync
+        self._queue: list[_Pending] = []
+        self._queue_cond = threading.Condition(threading.Lock())
+        self._committing = False
+        self.since.set(self._read_last())
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _read_txn(self) -> Iterator[Any]:
+        while True:
+            with self._rw.shared():
+                try:
+                    txn = self._env.begin(db=self._db, write=False)
+                except lmdb.MapResizedError:
+                    pass
+                else:
+                    try:
+                        yield txn
+                    finally:
+                        txn.abort()
+                    return
+            # Another process grew the map: adopt its size, with no txn of ours open.
+            with self._rw.exclusive():
+                self._env.set_mapsize(0)
+
+    def _read_last(self) -> int:
+        with self._read_txn() as txn:
+            cursor = txn.cursor()
+            if not cursor.last():
+                return -1
+            key = cursor.key()
+        if len(key) != _SEQ_BYTES:
+            raise CorruptionError(f"{self.dir}: the log holds a key that is not a seq ({key!r})")
+        return int.from_bytes(key, "big")
+
+    def refresh(self) -> int:
+        """Re-read the last seq another process committed; update and return ``since``."""
+        if self.readonly and not self._closed:
+            last = self._read_last()
+            if last != self.since.value:
+                self.since.set(last)
+        return self.since.value
+
+    def _get_raw(self, seq: int) -> bytes | None:
+        with self._read_txn() as txn:
+            raw = txn.get(seq_key(seq))
+        return None if raw is None else bytes(raw)
+
+    def _get_raw_many(self, seqs: Sequence[int]) -> list[bytes | None]:
+        with self._read_txn() as txn:
+            get = txn.get
+            return [get(seq_key(seq)) if seq >= 0 else None for seq in seqs]
+
+    def read_raw(self, start: int, end: int, reverse: bool, n: int) -> list[tuple[int, bytes]]:
+        if start > end or n <= 0:
+            return []
+        out: list[tuple[int, bytes]] = []
+        with self._read_txn() as txn:
+            cursor = txn.cursor()
+            if reverse:
+                if not cursor.set_range(seq_key(end)):
+                    if not cursor.last():
+                        return out
+                elif cursor.key() != seq_key(end) and not cursor.prev():
+                    return out
+                for key, value in cursor.iterprev(keys=True, values=True):
+                    seq = int.from_bytes(key, "big")
+                    if seq < start or len(out) >= n:
+                        break
+                    out.append((seq, value))
+            else:
+                if not cursor.set_range(seq_key(start)):
+                    return out
+                first = int.from_bytes(cursor.key(), "big")
+                # Seqs are dense, so the i-th value from `first` is seq `first + i`; the last
+                # key read is checked, so a gap (a damaged log) cannot go unnoticed.
+                limit = min(n, end - first + 1)
+                key = b""
+                for key, value in cursor.iternext(keys=True, values=True):
+                    out.append((first + len(out), value))
+                    if len(out) >= limit:
+                        break
+                if out and key != seq_key(out[-1][0]):
+                    raise CorruptionError(
+                        f"{self.dir}: the log has a gap near seq {first}; it is damaged: "
+                        "run `flume verify` and restore it from a copy"
+                    )
+        return out
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _commit(self, encoded: list[bytes]) -> int:
+        request = _Pending(encoded)
+        with self._queue_cond:
+            self._queue.append(request)
+            while not request.done:
+                if self._committing:
+                    self._queue_cond.wait()
+                    continue
+                # Lead: take everything queued so far and commit it in one transaction.
+                self._committing = True
+                batch, self._queue = self._queue, []
+                self._queue_cond.release()
+                try:
+                    self._write_batch(batch)
+                finally:
+                    self._queue_cond.acquire()
+                    self._committing = False
+                    self._queue_cond.notify_all()
+        if request.error is not None:
+            raise request.error
+        return request.last
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        try:
+            self._check_writable()
+            last = self._put_with_growth(batch)
+        except BaseException as e:
+            for request in batch:
+                request.error = e
+                request.done = True
+            return
+        for request in batch:
+            request.done = True
+        self.since.set(last)
+
+    def _put_with_growth(self, batch: list[_Pending]) -> int:
+        while True:
+            try:
+                with self._rw.shared():
+                    with self._env.begin(db=self._db, write=True) as txn:
+                        cursor = txn.cursor()
+                        seq = self._next_seq(cursor)
+                        for request in batch:
+                            items = [(seq_key(seq + i), data) for i, data in enumerate(request.encoded)]
+                            _, added = cursor.putmulti(items, append=True)
+                            if added != len(items):
+                                raise CorruptionError(
+                                    f"{self.dir}: LMDB refused to append at seq {seq}; "
+                                    "the log's keys are out of order (damaged)"
+                                )
+                            seq += len(items)
+                            request.last = seq - 1
+                        return seq - 1
+            except lmdb.MapFullError:
+                self._grow()
+
+    def _next_seq(self, cursor: Any) -> int:
+        if not cursor.last():
+            return 0
+        return int.from_bytes(cursor.key(), "big") + 1
+
+    def _grow(self) -> None:
+        with self._rw.exclusive():
+            size = self._env.info()["map_size"]
+            self._env.set_mapsize(size * 2)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def _close_storage(self) -> None:
+        with self._queue_cond:
+            while self._committing:
+                self._queue_cond.wait()
+        if not self.readonly and not self._sync:
+            self._env.sync(True)
+        _release_env(self._path, self._shared)

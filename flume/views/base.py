@@ -1,0 +1,149 @@
+"""The View protocol: what a view implements, and what the db hands it.
+
+A view is a pure function of the log. The db drives it: ``open(ctx)`` once mounted, then
+``apply(entries, batch)`` for each batch of new entries in seq order (the db adds the view's
+``since`` to the same batch and commits it), ``commit()`` or ``rollback()`` after the write,
+``reset()`` after its data was wiped, ``close()``. A view never sees the db, only its
+:class:`ViewContext`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flume.errors import ClosedError, InvalidTypeError
+from flume.obv import Obv
+from flume.views.store import Family, StoreBatch
+
+
+class ViewFunctionError(Exception):
+    """Raised by ``apply`` when the user's function fails on an entry (or returns something
+    the view cannot store); the db turns it into a :class:`flume.ViewError` for readers."""
+
+    def __init__(self, seq: int, cause: BaseException, what: str) -> None:
+        super().__init__(what)
+        self.seq = seq
+        self.cause = cause
+        self.what = what
+
+
+class FamilyBatch:
+    """Puts and deletes of one view, into the db's write batch."""
+
+    __slots__ = ("_batch", "_name")
+
+    def __init__(self, batch: StoreBatch, name: str) -> None:
+        self._batch = batch
+        self._name = name
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._batch.put(self._name, key, value)
+
+    def delete(self, key: bytes) -> None:
+        self._batch.delete(self._name, key)
+
+
+@dataclass
+class ViewContext:
+    """What a mounted view may use: its own keyspace and progress, and read access to the log.
+
+    ``since`` is the last seq the view has committed (readers see the writer's). ``get_values``
+    looks seqs up in the log in one read. ``follow(after)`` is a live stream of ``(seq, value)``
+    entries with seq > ``after``, closed when the db closes.
+    """
+
+    name: str
+    family: Family
+    readonly: bool
+    since: Obv[int]
+    get_values: Callable[[Sequence[int]], list[Any]]
+    follow: Callable[[int], Any]
+
+
+class View:
+    """Base class of views. Subclasses set ``methods`` and implement ``apply``."""
+
+    kind = "custom"
+    methods: dict[str, str] = {}
+
+    def __init__(self, version: int = 1) -> None:
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise InvalidTypeError(f"version must be an int, not {version!r}")
+        self.version = version
+        self._ctx: ViewContext | None = None
+
+    @property
+    def ctx(self) -> ViewContext:
+        if self._ctx is None:
+            raise ClosedError("this view is not mounted on a database; db.use(name, view) first")
+        return self._ctx
+
+    def definition(self) -> Any:
+        """Data that defines the view, stored with it; a change rebuilds it (None for views
+        defined by code, which use ``version`` instead)."""
+        return None
+
+    def open(self, ctx: ViewContext) -> None:
+        """Mounted on a db: load any state from ``ctx.family``."""
+        self._ctx = ctx
+
+    def apply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> None:
+        """Index ``entries`` (ascending seqs, all new to this view) into ``batch``.
+
+        Raises:
+            ViewFunctionError: the user function failed on one of them.
+        """
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        """The last ``apply``'s batch was written."""
+
+    def rollback(self) -> None:
+        """The last ``apply``'s batch was discarded (an error, or close)."""
+
+    def reset(self) -> None:
+        """The view's data was wiped; start again from an empty state."""
+
+    def close(self) -> None:
+        self._ctx = None
+
+
+class ViewStream(Iterator[Any]):
+    """A closeable iterator over a view read (a context manager too); ``close()`` ends a live
+    read from any thread, and closing the db ends it as well."""
+
+    def __init__(self, items: Iterator[Any], on_close: Callable[[], None] | None = None) -> None:
+        self._items = items
+        self._on_close = on_close
+        self._closed = False
+
+    def __iter__(self) -> ViewStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self._closed:
+            raise StopIteration
+        try:
+            return next(self._items)
+        except StopIteration:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._on_close is not None:
+            self._on_close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> ViewStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

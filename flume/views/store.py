@@ -1,0 +1,434 @@
+"""View stores: where views keep their state. ``RocksStore`` on disk, ``MemoryStore`` in memory.
+
+A store holds one keyspace (a *family*) per view plus one meta record per view (its ``since``,
+``version``, kind and definition). A :class:`StoreBatch` collects puts and deletes to any
+family and meta records, and ``write()`` commits them atomically: this is how a view's data and
+its ``since`` always move together.
+
+Bounded scans seek and check keys in Python rather than using RocksDB iterator bounds, which
+rocksdict does not set reliably (see the engine notes in the design docs).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from rocksdict import AccessType, Options, Rdict, WriteBatch
+
+from flume import codec
+from flume.errors import CorruptionError, FormatError
+
+META_FAMILY = "__flume_meta__"
+
+
+class Family(Protocol):
+    """One view's keyspace: bytes keys in bytewise order, bytes values."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def scan(
+        self, lower: bytes, upper: bytes | None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` pairs with ``lower <= key < upper`` (``upper`` None: no end),
+        ascending, or descending with ``reverse``."""
+        ...
+
+
+class StoreBatch(Protocol):
+    def put(self, family: str, key: bytes, value: bytes) -> None: ...
+    def delete(self, family: str, key: bytes) -> None: ...
+    def put_meta(self, family: str, meta: dict[str, Any]) -> None: ...
+
+
+class Store(Protocol):
+    """What the db needs of a view store."""
+
+    readonly: bool
+
+    def family(self, name: str) -> Family: ...
+    def families(self) -> list[str]: ...
+    def read_meta(self, name: str) -> dict[str, Any] | None: ...
+    def all_meta(self) -> dict[str, dict[str, Any]]: ...
+    def batch(self) -> StoreBatch: ...
+    def write(self, batch: StoreBatch) -> None: ...
+    def wipe(self, name: str) -> None: ...
+    def catch_up(self) -> None: ...
+    def close(self) -> None: ...
+
+
+# -- in memory ---------------------------------------------------------------------------------
+
+
+class MemoryFamily:
+    def __init__(self) -> None:
+        self._keys: list[bytes] = []
+        self._values: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._values.get(key)
+
+    def scan(
+        self, lower: bytes, upper: bytes | None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        keys = self._keys
+        i = bisect.bisect_left(keys, lower)
+        j = len(keys) if upper is None else bisect.bisect_left(keys, upper)
+        # Snapshot the slice: a concurrent write must not shift what this scan reads.
+        window = keys[i:j]
+        if reverse:
+            window.reverse()
+        values = self._values
+        for key in window:
+            value = values.get(key)
+            if value is not None:
+                yield key, value
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        if key not in self._values:
+            bisect.insort(self._keys, key)
+        self._values[key] = value
+
+    def _delete(self, key: bytes) -> None:
+        if self._values.pop(key, None) is not None:
+            del self._keys[bisect.bisect_left(self._keys, key)]
+
+
+class _MemoryHandle:
+    """A family by name, so that a wiped (replaced) family is never read through a stale one."""
+
+    def __init__(self, store: MemoryStore, name: str) -> None:
+        self._store = store
+        self._name = name
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._store._family(self._name).get(key)
+
+    def scan(
+        self, lower: bytes, upper: bytes | None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        return self._store._family(self._name).scan(lower, upper, reverse)
+
+
+class MemoryBatch:
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, str, bytes, bytes | None]] = []
+        self.meta: dict[str, dict[str, Any]] = {}
+
+    def put(self, family: str, key: bytes, value: bytes) -> None:
+        self.ops.append(("put", family, key, value))
+
+    def delete(self, family: str, key: bytes) -> None:
+        self.ops.append(("delete", family, key, None))
+
+    def put_meta(self, family: str, meta: dict[str, Any]) -> None:
+        self.meta[family] = dict(meta)
+
+
+class MemoryStore:
+    """Views of a log without a directory: everything in dicts and sorted lists."""
+
+    readonly = False
+
+    def __init__(self) -> None:
+        self._families: dict[str, MemoryFamily] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def family(self, name: str) -> Family:
+        with self._lock:
+            self._families.setdefault(name, MemoryFamily())
+        return _MemoryHandle(self, name)
+
+    def _family(self, name: str) -> MemoryFamily:
+        return self._families[name]
+
+    def families(self) -> list[str]:
+        return list(self._families)
+
+    def read_meta(self, name: str) -> dict[str, Any] | None:
+        meta = self._meta.get(name)
+        return None if meta is None else dict(meta)
+
+    def all_meta(self) -> dict[str, dict[str, Any]]:
+        return {k: dict(v) for k, v in self._meta.items()}
+
+    def batch(self) -> MemoryBatch:
+        return MemoryBatch()
+
+    def write(self, batch: StoreBatch) -> None:
+        assert isinstance(batch, MemoryBatch)
+        with self._lock:
+            for op, name, key, value in batch.ops:
+                fam = self._families.setdefault(name, MemoryFamily())
+                if op == "put":
+                    assert value is not None
+                    fam._put(key, value)
+                else:
+                    fam._delete(key)
+            self._meta.update(batch.meta)
+
+    def wipe(self, name: str) -> None:
+        with self._lock:
+            self._meta.pop(name, None)
+            self._families[name] = MemoryFamily()
+
+    def catch_up(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# -- RocksDB -----------------------------------------------------------------------------------
+
+
+def _options() -> Options:
+    # raw_mode in every process: rocksdict rewrites its config file on every open, and a
+    # non-raw open would flip a raw database into one it can no longer read.
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(True)
+    opts.create_missing_column_families(True)
+    return opts
+
+
+class RocksFamily:
+    """A column family by name, resolved at each call: a wiped view's family is dropped and
+    created anew, and no handle to the old one may linger."""
+
+    def __init__(self, store: RocksStore, name: str) -> None:
+        self._store = store
+        self._name = name
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._store._cf(self._name).get(key)
+        return None if value is None else bytes(value)
+
+    def scan(
+        self, lower: bytes, upper: bytes | None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        it = self._store._cf(self._name).iter()
+        try:
+            if reverse:
+                if upper is None:
+                    it.seek_to_last()
+                else:
+                    it.seek_for_prev(upper)
+                    if it.valid() and it.key() >= upper:
+                        it.prev()
+                while it.valid():
+                    key = it.key()
+                    if key < lower:
+                        return
+                    yield key, it.value()
+                    it.prev()
+            else:
+                it.seek(lower)
+                while it.valid():
+                    key = it.key()
+                    if upper is not None and key >= upper:
+                        return
+                    yield key, it.value()
+                    it.next()
+        finally:
+            # An iterator alive at close() keeps RocksDB's LOCK held; drop it promptly.
+            del it
+
+
+class _EmptyFamily:
+    def get(self, key: bytes) -> None:
+        return None
+
+    def iter(self) -> Any:
+        return _EmptyIter()
+
+
+class _EmptyIter:
+    def seek(self, key: bytes) -> None: ...
+    def seek_to_last(self) -> None: ...
+    def seek_for_prev(self, key: bytes) -> None: ...
+    def valid(self) -> bool:
+        return False
+
+
+_EMPTY: Any = _EmptyFamily()
+
+
+class RocksBatch:
+    def __init__(self, store: RocksStore) -> None:
+        self._store = store
+        self.wb = WriteBatch(raw_mode=True)
+        self.families: set[str] = set()
+
+    def put(self, family: str, key: bytes, value: bytes) -> None:
+        self.wb.put(key, value, self._store._handle(family))
+
+    def delete(self, family: str, key: bytes) -> None:
+        self.wb.delete(key, self._store._handle(family))
+
+    def put_meta(self, family: str, meta: dict[str, Any]) -> None:
+        self.wb.put(family.encode(), codec.encode(meta), self._store._handle(META_FAMILY))
+
+
+class RocksStore:
+    """One RocksDB database at ``path`` (``<db dir>/views``), one column family per view.
+
+    A read-only store opens RocksDB as a *secondary* instance with a private directory of its
+    own (removed on close) and sees the writer's commits after :meth:`catch_up`.
+
+    Raises:
+        CorruptionError: RocksDB reports the database damaged.
+        FormatError: it cannot be opened for another reason.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._secondary_dir: str | None = None
+        self._families: dict[str, Rdict] = {}
+        self._handles: dict[str, Any] = {}
+        self._closed = False
+        self._db = self._open()
+
+    def _open(self) -> Rdict:
+        existing = self._existing_families()
+        families = {name: _options() for name in existing if name != "default"}
+        try:
+            if self.readonly:
+                self._secondary_dir = tempfile.mkdtemp(prefix="flume-secondary-")
+                db = Rdict(
+                    self.path,
+                    _options(),
+                    column_families=families,
+                    access_type=AccessType.secondary(self._secondary_dir),
+                )
+            else:
+                db = Rdict(self.path, _options(), column_families=families)
+                if META_FAMILY not in existing:
+                    db.create_column_family(META_FAMILY, _options())
+        except Exception as e:
+            self._remove_secondary_dir()
+            message = str(e)
+            if "Corruption" in message:
+                raise CorruptionError(
+                    f"the views database at {self.path} is damaged ({message}); views are "
+                    "derived from the log: delete that directory and reopen to rebuild them"
+                ) from None
+            raise FormatError(f"cannot open the views database at {self.path}: {message}") from None
+        return db
+
+    def _existing_families(self) -> list[str]:
+        if not os.path.exists(os.path.join(self.path, "CURRENT")):
+            return []
+        try:
+            return list(Rdict.list_cf(self.path, _options()))
+        except Exception as e:
+            raise CorruptionError(
+                f"the views database at {self.path} cannot be read ({e}); views are derived "
+                "from the log: delete that directory and reopen to rebuild them"
+            ) from None
+
+    def _handle(self, name: str) -> Any:
+        handle = self._handles.get(name)
+        if handle is None:
+            self._cf(name)
+            handle = self._handles[name] = self._db.get_column_family_handle(name)
+        return handle
+
+    def family(self, name: str) -> RocksFamily:
+        self._cf(name)
+        return RocksFamily(self, name)
+
+    def _cf(self, name: str) -> Rdict:
+        fam = self._families.get(name)
+        if fam is not None:
+            return fam
+        with self._lock:
+            if name not in self._db_families():
+                if self.readonly:
+                    self._reopen()
+                else:
+                    self._db.create_column_family(name, _options())
+            if name not in self._db_families():
+                # A reader asking for a family the writer has not created yet: empty.
+                return _EMPTY
+            fam = self._families[name] = self._db.get_column_family(name)
+            return fam
+
+    def _db_families(self) -> set[str]:
+        return set(Rdict.list_cf(self.path, _options()))
+
+    def families(self) -> list[str]:
+        return sorted(self._db_families() - {"default", META_FAMILY})
+
+    def read_meta(self, name: str) -> dict[str, Any] | None:
+        raw = self._meta_family().get(name.encode())
+        if raw is None:
+            return None
+        meta = codec.decode(bytes(raw))
+        if not isinstance(meta, dict):
+            raise CorruptionError(f"the views database at {self.path} holds a bad record for {name!r}")
+        return meta
+
+    def all_meta(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for key, raw in RocksFamily(self, META_FAMILY).scan(b"", None):
+            meta = codec.decode(raw)
+            if isinstance(meta, dict):
+                out[key.decode()] = meta
+        return out
+
+    def _meta_family(self) -> Rdict:
+        return self._cf(META_FAMILY)
+
+    def batch(self) -> RocksBatch:
+        return RocksBatch(self)
+
+    def write(self, batch: StoreBatch) -> None:
+        assert isinstance(batch, RocksBatch)
+        self._db.write(batch.wb)
+
+    def wipe(self, name: str) -> None:
+        """Empty a view's family and forget its meta record (the meta goes first, so a crash in
+        between leaves a family with no meta, which the next open wipes again)."""
+        with self._lock:
+            self._meta_family().delete(name.encode())
+            self._families.pop(name, None)
+            self._handles.pop(name, None)
+            if name in self._db_families():
+                self._db.drop_column_family(name)
+            self._db.create_column_family(name, _options())
+
+    def catch_up(self) -> None:
+        """Secondary instances only: see what the writer has committed since."""
+        if self.readonly:
+            self._db.try_catch_up_with_primary()
+
+    def _reopen(self) -> None:
+        # A secondary instance cannot see column families created after it opened.
+        self._families.clear()
+        self._handles.clear()
+        self._db.close()
+        self._remove_secondary_dir()
+        self._db = self._open()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._families.clear()
+            self._handles.clear()
+            self._db.close()
+            self._remove_secondary_dir()
+
+    def _remove_secondary_dir(self) -> None:
+        if self._secondary_dir is not None:
+            shutil.rmtree(self._secondary_dir, ignore_errors=True)
+            self._secondary_dir = None
