@@ -80,7 +80,7 @@ def open(  # noqa: A001 - flume.open, like io.open
     log: LmdbLog | None = None
     try:
         log = LmdbLog(os.path.join(directory, "log"), readonly=readonly, sync=sync)
-        store = _open_views_store(os.path.join(directory, "views"), readonly)
+        store = _open_views_store(directory, readonly)
         return Flume(log, store=store, timeout=timeout, _lock=lock)
     except BaseException:
         if log is not None:
@@ -103,7 +103,7 @@ def _check_directory(directory: str, readonly: bool) -> None:
         raise FormatError(f"{directory} is a file, not a flume database directory")
     if os.path.isdir(os.path.join(directory, "log")):
         return
-    others = set(os.listdir(directory)) - {LOCK_FILE, "views"}
+    others = set(os.listdir(directory)) - {LOCK_FILE, "views", "readers"}
     if readonly or others:
         raise FormatError(
             f"{directory} is not a flume database (it has no log/ directory"
@@ -112,11 +112,12 @@ def _check_directory(directory: str, readonly: bool) -> None:
         )
 
 
-def _open_views_store(path: str, readonly: bool) -> Store:
+def _open_views_store(directory: str, readonly: bool) -> Store:
+    path = os.path.join(directory, "views")
     if readonly and not os.path.exists(path):
         # The writer has not created its views yet: nothing to read, nothing to create.
         return MemoryStore()
-    return RocksStore(path, readonly=readonly)
+    return RocksStore(path, readonly=readonly, secondaries=os.path.join(directory, "readers"))
 
 
 @dataclass
