@@ -26,7 +26,8 @@ def encode(value: Any) -> bytes:
         EncodeError: the value (or something inside it) is not storable.
     """
     try:
-        return msgpack.packb(value, **_packer_options)
+        data: bytes = msgpack.packb(value, **_packer_options)
+        return data
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError) as e:
         raise EncodeError(
             f"cannot store {_describe(value)}: {e}. Store only None, bool, int (64-bit), float, "

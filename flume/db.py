@@ -20,10 +20,12 @@ from typing import Any
 from flume import codec
 from flume.errors import (
     ClosedError,
+    FlumeError,
     DirectoryNotFoundError,
     FlumeTimeoutError,
     FormatError,
     InvalidTypeError,
+    NotFoundError,
     ReadOnlyError,
     ViewError,
     ViewNameError,
@@ -116,8 +118,12 @@ def _open_views_store(directory: str, readonly: bool) -> Store:
     path = os.path.join(directory, "views")
     if readonly and not os.path.exists(path):
         # The writer has not created its views yet: nothing to read, nothing to create.
-        return MemoryStore()
+        return MemoryStore(readonly=True)
     return RocksStore(path, readonly=readonly, secondaries=os.path.join(directory, "readers"))
+
+
+def _views_dir_of(log_dir: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(log_dir)), "views")
 
 
 @dataclass
@@ -128,7 +134,7 @@ class _Mounted:
     view: View
     since: Obv[int]
     proxy: MountedView
-    error: ViewError | None = None
+    error: FlumeError | None = None
     state: str = "indexing"
     expected: dict[str, Any] = field(default_factory=dict)
 
@@ -208,9 +214,12 @@ class Flume:
             store = (
                 MemoryStore()
                 if log.dir is None
-                else RocksStore(os.path.join(os.path.dirname(os.path.abspath(log.dir)), "views"), readonly=log.readonly)
+                else RocksStore(_views_dir_of(log.dir), readonly=log.readonly)
             )
         self._store = store
+        # Views are indexed here when their store is writable; otherwise (a readonly open) the
+        # writer process indexes them and this db follows its progress.
+        self._indexing = not store.readonly
         self._lock = _lock
         self._timeout = timeout
         self._mounted: dict[str, _Mounted] = {}
@@ -333,6 +342,27 @@ class Flume:
         self._wake()
         return self
 
+    def drop(self, name: str) -> None:
+        """Unmount the view ``name`` and delete everything stored for it (its data and its
+        meta record, so a stored Query view is no longer mounted on open).
+
+        Raises:
+            NotFoundError: no view of that name is mounted or stored.
+            ReadOnlyError: in a readonly db.
+        """
+        self._check_open()
+        if not self._indexing:
+            raise ReadOnlyError("this database was opened readonly=True; drop views from the writer")
+        with self._engine:
+            mounted = self._mounted.get(name)
+            if mounted is None and self._store.read_meta(name) is None:
+                raise NotFoundError(f"no view named {name!r}; views: {sorted(self._mounted)}")
+            if mounted is not None:
+                self._unmount(mounted)
+                mounted.error = ClosedError(f"view {name!r} was dropped")
+                mounted.since.wake()
+            self._store.drop(name)
+
     def _is_redeclaration(self, existing: _Mounted, view: View) -> bool:
         # A Query view stored in the directory is mounted at open; declaring it again with the
         # same definition is the normal case for a program that declares its views.
@@ -356,7 +386,7 @@ class Flume:
         if self._meta_matches(meta, expected):
             assert meta is not None
             since = int(meta.get("since", -1))
-        if not self.readonly:
+        if self._indexing:
             if since > self.log.since.value or since == -1:
                 # Changed definition, version or kind; or ahead of the log (it lost appends a
                 # non-durable commit had not flushed); or never written: start from empty.
@@ -368,7 +398,7 @@ class Flume:
         ctx = ViewContext(
             name=name,
             family=self._store.family(name),
-            readonly=self.readonly,
+            readonly=not self._indexing,
             since=since_obv,
             get_values=self._get_values,
             follow=self._follow,
@@ -376,7 +406,7 @@ class Flume:
         view.open(ctx)
         self._mounted[name] = mounted
         self._views_proxy = MappingProxyType({k: m.proxy for k, m in self._mounted.items()})
-        if not self.readonly and self._thread is None:
+        if self._indexing and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="flume-indexer", daemon=True)
             self._thread.start()
 
@@ -396,7 +426,7 @@ class Flume:
 
     def __getattr__(self, name: str) -> MountedView:
         # Only called when normal lookup fails: db.<view name>.
-        mounted = self.__dict__.get("_mounted", {}).get(name)
+        mounted: _Mounted | None = self.__dict__.get("_mounted", {}).get(name)
         if mounted is None:
             raise AttributeError(
                 f"Flume has no attribute or view {name!r}; mounted views: "
@@ -425,7 +455,7 @@ class Flume:
             if self._closed:
                 raise ClosedError("the database was closed while a read waited for a view")
             generation = since.generation
-            if self.readonly:
+            if not self._indexing:
                 self._poll_writer(mounted)
             if since.value >= target:
                 return
@@ -433,7 +463,7 @@ class Flume:
             if remaining is not None and remaining <= 0:
                 raise self._timeout_error(mounted, target, timeout)
             wait = remaining
-            if self.readonly:
+            if not self._indexing:
                 wait = READER_POLL_SECONDS if wait is None else min(wait, READER_POLL_SECONDS)
             since.wait_change(generation, wait)
 
@@ -441,7 +471,7 @@ class Flume:
         behind = target - mounted.since.value
         who = (
             "the writer process is not running, or does not index this view"
-            if self.readonly
+            if not self._indexing
             else "the indexer is still catching up"
         )
         return FlumeTimeoutError(
@@ -464,7 +494,7 @@ class Flume:
         log_since = self.log.refresh() if self.readonly else self.log.since.value
         views: dict[str, Any] = {}
         for name, mounted in list(self._mounted.items()):
-            if self.readonly:
+            if not self._indexing:
                 self._poll_writer(mounted)
             since = mounted.since.value
             info: dict[str, Any] = {
@@ -486,7 +516,12 @@ class Flume:
             ReadOnlyError: in a readonly db. ViewError: a view failed while rebuilding.
             FlumeTimeoutError: ``timeout`` passed first.
         """
-        self._check_writable()
+        self._check_open()
+        if not self._indexing:
+            raise ReadOnlyError(
+                "this database was opened readonly=True; rebuild from the process that opened it "
+                "for writing (or with `flume rebuild DIR` while no writer runs)"
+            )
         with self._engine:
             for mounted in self._mounted.values():
                 self._wipe(mounted)

@@ -143,11 +143,14 @@ class BaseLog:
         check_seq("seq", seq)
         raw = self._get_raw(seq) if seq >= 0 else None
         if raw is None:
-            raise NotFoundError(
-                f"seq {seq} is not in the log (it holds seqs 0..{self.since.value}); "
-                "read db.since for the last one"
-            )
+            raise self._not_found(seq)
         return codec.decode(raw)
+
+    def _not_found(self, seq: int) -> NotFoundError:
+        return NotFoundError(
+            f"seq {seq} is not in the log (it holds seqs 0..{self.since.value}); "
+            "read db.since for the last one"
+        )
 
     def get_many(self, seqs: Sequence[int]) -> list[Any]:
         """The values at ``seqs``, in that order, read together (one read transaction).
@@ -161,7 +164,7 @@ class BaseLog:
         out = []
         for seq, raw in zip(seqs, raws):
             if raw is None:
-                self.get(seq)  # raises the not-found error with its message
+                raise self._not_found(seq)
             out.append(decode(raw))
         return out
 

@@ -58,6 +58,7 @@ class Store(Protocol):
     def batch(self) -> StoreBatch: ...
     def write(self, batch: StoreBatch) -> None: ...
     def wipe(self, name: str) -> None: ...
+    def drop(self, name: str) -> None: ...
     def catch_up(self) -> None: ...
     def close(self) -> None: ...
 
@@ -131,11 +132,14 @@ class MemoryBatch:
 
 
 class MemoryStore:
-    """Views of a log without a directory: everything in dicts and sorted lists."""
+    """Views of a log without a directory: everything in dicts and sorted lists.
 
-    readonly = False
+    ``readonly=True`` makes an empty store that nobody indexes into (a reader's stand-in
+    for a writer's views that do not exist yet).
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, readonly: bool = False) -> None:
+        self.readonly = readonly
         self._families: dict[str, MemoryFamily] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -177,6 +181,11 @@ class MemoryStore:
         with self._lock:
             self._meta.pop(name, None)
             self._families[name] = MemoryFamily()
+
+    def drop(self, name: str) -> None:
+        with self._lock:
+            self._meta.pop(name, None)
+            self._families.pop(name, None)
 
     def catch_up(self) -> None:
         pass
@@ -392,7 +401,7 @@ class RocksStore:
                 # A reader asking for a family the writer has not created yet: empty.
                 return _EMPTY
             fam = self._families[name] = self._db.get_column_family(name)
-            return fam
+            return self._families[name]
 
     def _db_families(self) -> set[str]:
         return set(Rdict.list_cf(self.path, _options()))
@@ -437,6 +446,15 @@ class RocksStore:
             if name in self._db_families():
                 self._db.drop_column_family(name)
             self._db.create_column_family(name, _options())
+
+    def drop(self, name: str) -> None:
+        """Delete a view's family and meta record for good."""
+        with self._lock:
+            self._meta_family().delete(name.encode())
+            self._families.pop(name, None)
+            self._handles.pop(name, None)
+            if name in self._db_families():
+                self._db.drop_column_family(name)
 
     def catch_up(self) -> None:
         """Secondary instances only: see what the writer has committed since.
