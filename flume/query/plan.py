@@ -1,0 +1,377 @@
+"""``plan_query``: choose an index of a Query view and compile the first ``$filter`` to a key range.
+
+Scoring (QUERY.md, "Index selection and explain"): only a first ``$filter`` stage constrains
+index fields. Walking an index's fields left to right, a field fixed by equality (a literal,
+lists of literals included, ``$eq``, a one-element ``$in``) scores 2; a range (``$gt``..``$lte``,
+``$prefix``, ``$is``) scores 1 and ends the walk; an unconstrained field ends it. Each field does
+``score = score * score + field_score``. The highest score wins, ties go to the index declared
+first, and 0 means a full log scan.
+
+Sorting by an index: when every stage before a final ``$sort`` is a ``$filter``, an index whose
+fields after its leading equality-fixed ones are exactly the sort's (ascending) paths yields the
+sort's order by itself (ties by seq, the last part of every key): it is used, even at score 0,
+and the sort is skipped.
+
+The chosen index's constraints become ONE range ``[lower, upper)`` over its entry keys (see
+:mod:`flume.query.indexkeys`): the encodings of the equality values, then the range field's
+bounds. The whole query still runs on what the range yields, so the index only ever narrows
+what is read, which is what keeps an indexed run equal to a full scan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from flume import keys
+from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError
+from flume.keys import MISSING
+from flume.query.filters import RANGE_OPERATORS, Leaf, is_literal, range_kind
+from flume.query.indexkeys import decode_index_key
+from flume.query.paths import Path, format_path
+from flume.query.stages import FilterStage, MapStage, ParsedQuery, ReduceStage, SortStage
+
+__all__ = ["FieldConstraint", "Plan", "normalise_indexes", "plan_query"]
+
+_RANGE_OPS: Final = (*RANGE_OPERATORS, "$prefix", "$is")
+_SYMBOLS: Final = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldConstraint:
+    """What the first filter says about one index field, as a range of its key encodings.
+
+    ``kind`` is ``"eq"`` (``value`` is the equal value) or ``"range"`` (``ops`` the range
+    operators with their arguments). ``lower`` (inclusive) and ``upper`` (exclusive, None for
+    no end) bound the field's encoding.
+    """
+
+    path: Path
+    kind: str
+    value: Any
+    ops: tuple[tuple[str, Any], ...]
+    lower: bytes
+    upper: bytes | None
+
+    def describe(self) -> str:
+        """A readable form, e.g. ``author == "@a"`` or ``ts > 0 and ts <= 9``."""
+        name = format_path(self.path)
+        if self.kind == "eq":
+            return f"{name} == {_show(self.value)}"
+        parts = []
+        for op, arg in self.ops:
+            if op in _SYMBOLS:
+                parts.append(f"{name} {_SYMBOLS[op]} {_show(arg)}")
+            elif op == "$prefix":
+                parts.append(f"{name} starts with {_show(arg)}")
+            else:
+                parts.append(f"{name} is {arg}")
+        return " and ".join(parts)
+
+
+def _show(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How to run a query: which index (or a scan), which key range, and what to execute.
+
+    - ``index``: the chosen index's name, or None for a full log scan (then ``lower`` is
+      ``b""`` and ``upper`` None).
+    - ``paths``: the chosen index's field paths (``()`` for a scan).
+    - ``lower`` (inclusive) / ``upper`` (exclusive, None for no end): the range of entry keys
+      (``encode_tuple(fields) + seq``) to read, in the index's own key space.
+    - ``covered``: the query reads only indexed paths, so it runs on the values
+      :meth:`decode_key` rebuilds from the keys, without looking the records up.
+    - ``skip_sort``: the final ``$sort`` is the index order; ``query`` no longer holds it.
+    - ``query``: the query to execute over the entries read (see
+      :func:`flume.query.execute.execute`).
+    - ``scores``: every index's score; ``constraints``: the fields the range fixes.
+    """
+
+    query: ParsedQuery
+    index: str | None
+    paths: tuple[Path, ...]
+    lower: bytes
+    upper: bytes | None
+    covered: bool
+    skip_sort: bool
+    scores: Mapping[str, int]
+    constraints: tuple[FieldConstraint, ...] = field(default=())
+
+    @property
+    def scan(self) -> bool:
+        """True for a full log scan (no index)."""
+        return self.index is None
+
+    def decode_key(self, key: bytes, hint: bytes = b"") -> tuple[int, Any]:
+        """``(seq, value)`` from an entry key of the chosen index (the value holds its fields).
+
+        Raises:
+            CorruptionError: the key is not an entry of this index.
+        """
+        return decode_index_key(self.paths, key, hint)
+
+    def explain(self) -> dict[str, Any]:
+        """A JSON-friendly description: index, scan, covered, key bounds, constraints, scores."""
+        return {
+            "index": self.index,
+            "scan": self.scan,
+            "covered": self.covered,
+            "fields": [format_path(p) for p in self.paths],
+            "lower": self.lower.hex(),
+            "upper": None if self.upper is None else self.upper.hex(),
+            "constraints": [c.describe() for c in self.constraints],
+            "sort": (
+                "index order"
+                if self.skip_sort
+                else "buffered"
+                if any(isinstance(s, SortStage) for s in self.query.stages)
+                else None
+            ),
+            "scores": dict(self.scores),
+            "stages": [s.name for s in self.query.stages],
+        }
+
+
+def normalise_indexes(indexes: Any) -> dict[str, tuple[Path, ...]]:
+    """Check index definitions ``{name: [path, ...]}`` (a path a list of str keys, or one str).
+
+    Raises:
+        InvalidTypeError: not a dict of lists of paths of str keys.
+        InvalidArgumentError: an index without fields.
+    """
+    if not isinstance(indexes, Mapping):
+        raise InvalidTypeError(f"indexes must be a dict {{name: [path, ...]}}, not {indexes!r:.60}")
+    out: dict[str, tuple[Path, ...]] = {}
+    for name, paths in indexes.items():
+        if not isinstance(name, str):
+            raise InvalidTypeError(f"an index name must be a str, not {name!r:.60}")
+        if not isinstance(paths, (list, tuple)):
+            raise InvalidTypeError(f"index {name!r}: expected a list of paths, not {paths!r:.60}")
+        if not paths:
+            raise InvalidArgumentError(f"index {name!r} has no fields")
+        fields: list[Path] = []
+        for p in paths:
+            steps = [p] if isinstance(p, str) else p
+            if not isinstance(steps, (list, tuple)) or not all(isinstance(s, str) for s in steps):
+                raise InvalidTypeError(
+                    f"index {name!r}: a path is a list of str keys (no list steps), not {p!r:.60}"
+                )
+            fields.append(tuple(steps))
+        out[name] = tuple(fields)
+    return out
+
+
+def plan_query(parsed: ParsedQuery, indexes: Mapping[str, Sequence[Sequence[str]]]) -> Plan:
+    """Choose an index for ``parsed`` among ``indexes`` (``{name: [path, ...]}``, in declared
+    order) and compile the first ``$filter`` to one key range of it.
+
+    Raises:
+        InvalidTypeError, InvalidArgumentError: malformed index definitions.
+    """
+    defs = normalise_indexes(indexes)
+    first = parsed.first_filter
+    leaves = {leaf.path: leaf for leaf in first.leaves} if first is not None else {}
+    walks = {name: _walk(paths, leaves) for name, paths in defs.items()}
+    scores = {name: _score(walk) for name, walk in walks.items()}
+
+    chosen: str | None = None
+    skip_sort = False
+    sort_paths = _index_sortable(parsed)
+    if sort_paths is not None:
+        for name, paths in defs.items():
+            fixed = _leading_equalities(walks[name])
+            if paths[fixed:] == sort_paths and (chosen is None or scores[name] > scores[chosen]):
+                chosen = name
+        skip_sort = chosen is not None
+    if chosen is None:
+        for name in defs:
+            if scores[name] > 0 and (chosen is None or scores[name] > scores[chosen]):
+                chosen = name
+    if chosen is None:
+        return Plan(parsed, None, (), b"", None, False, False, scores)
+
+    constraints = walks[chosen]
+    lower, upper = _key_range(constraints)
+    query = parsed.without_final_sort() if skip_sort else parsed
+    covered = _covered(query, defs[chosen])
+    return Plan(query, chosen, defs[chosen], lower, upper, covered, skip_sort, scores, constraints)
+
+
+# --- constraints and scores --------------------------------------------------------------------
+
+
+def _walk(paths: tuple[Path, ...], leaves: Mapping[Path, Leaf]) -> tuple[FieldConstraint, ...]:
+    """The constraints the walk over an index's fields picks: equalities, then at most a range."""
+    out: list[FieldConstraint] = []
+    for path in paths:
+        leaf = leaves.get(path)
+        constraint = None if leaf is None else _constraint(path, leaf.rule)
+        if constraint is None:
+            break
+        out.append(constraint)
+        if constraint.kind == "range":
+            break
+    return tuple(out)
+
+
+def _score(walk: tuple[FieldConstraint, ...]) -> int:
+    score = 0
+    for c in walk:
+        score = score * score + (2 if c.kind == "eq" else 1)
+    return score
+
+
+def _leading_equalities(walk: tuple[FieldConstraint, ...]) -> int:
+    n = 0
+    for c in walk:
+        if c.kind != "eq":
+            break
+        n += 1
+    return n
+
+
+def _constraint(path: Path, rule: Any) -> FieldConstraint | None:
+    """The constraint a leaf rule puts on its field, or None (not usable on an index)."""
+    try:
+        if is_literal(rule):
+            return _equality(path, rule)
+        if not isinstance(rule, dict) or not rule:
+            return None  # a list rule with non-literal items, or `{}`
+        if "$eq" in rule:
+            return _equality(path, rule["$eq"])  # an equality beside a range counts as it
+        options = rule.get("$in")
+        if isinstance(options, (list, tuple)) and len(options) == 1:
+            return _equality(path, options[0])
+        ops = tuple((op, arg) for op, arg in rule.items() if op in _RANGE_OPS)
+        if not ops:
+            return None
+        lower, upper = _field_range(ops)
+        return FieldConstraint(path, "range", None, ops, lower, upper)
+    except EncodeError:
+        # A value keys cannot encode (an int beyond 64 bits) is in no stored record; leave the
+        # field to the filter rather than fail the plan.
+        return None
+
+
+def _equality(path: Path, value: Any) -> FieldConstraint:
+    encoded = keys.encode(value)
+    return FieldConstraint(path, "eq", value, (), encoded, keys.successor(encoded))
+
+
+def _field_range(ops: tuple[tuple[str, Any], ...]) -> tuple[bytes, bytes | None]:
+    """The intersection of the key ranges of a field's range operators.
+
+    Ranges are type-strict: bounds keep the range inside the bounds' kind.
+    """
+    lower = b""
+    upper: bytes | None = None
+    empty = False
+
+    def narrow(lo: bytes | None, hi: bytes | None) -> None:
+        nonlocal lower, upper, empty
+        if lo is None:  # nothing above the bound exists
+            empty = True
+            return
+        lower = max(lower, lo)
+        if hi is not None and (upper is None or hi < upper):
+            upper = hi
+
+    bounds = [(op, arg) for op, arg in ops if op in RANGE_OPERATORS]
+    if bounds:
+        narrow(*keys.type_range(range_kind(bounds, "query")))
+    for op, arg in ops:
+        if op in RANGE_OPERATORS:
+            encoded = keys.encode(arg)
+            if op == "$gt":
+                narrow(keys.successor(encoded), None)
+            elif op == "$gte":
+                narrow(encoded, None)
+            elif op == "$lt":
+                narrow(b"", encoded)
+            else:
+                narrow(b"", keys.successor(encoded))
+        elif op == "$prefix":
+            prefix = keys.prefix_key(arg)
+            narrow(prefix, keys.successor(prefix))
+        else:
+            narrow(*keys.type_range(arg))
+    if empty or (upper is not None and lower >= upper):
+        return lower, lower  # an empty range
+    return lower, upper
+
+
+def _key_range(constraints: tuple[FieldConstraint, ...]) -> tuple[bytes, bytes | None]:
+    """The one key range of an index walk: the equalities' encodings, then the range field's."""
+    prefix = b"".join(c.lower for c in constraints if c.kind == "eq")
+    last = constraints[-1] if constraints else None
+    if last is not None and last.kind == "range":
+        lower = prefix + last.lower
+        upper = prefix + last.upper if last.upper is not None else keys.successor(prefix)
+    else:
+        lower = prefix
+        upper = keys.successor(prefix)
+    if upper is not None and lower > upper:
+        upper = lower
+    return lower, upper
+
+
+# --- sorting and covering ----------------------------------------------------------------------
+
+
+def _index_sortable(parsed: ParsedQuery) -> tuple[Path, ...] | None:
+    """The key paths of a final ascending ``$sort`` preceded only by filters, else None."""
+    stages = parsed.stages
+    if not stages or not isinstance(stages[-1], SortStage):
+        return None
+    if not all(isinstance(s, FilterStage) for s in stages[:-1]):
+        return None
+    paths: list[Path] = []
+    for p in stages[-1].paths:
+        if p.descending or p.key_path is None:
+            return None
+        paths.append(p.key_path)
+    return tuple(paths)
+
+
+def _covered(query: ParsedQuery, paths: tuple[Path, ...]) -> bool:
+    """Can ``query`` run on values rebuilt from the index keys and give the same items?
+
+    It can when every stage up to its first ``$map``/``$reduce`` reads only indexed paths (a
+    read inside an indexed path is fine), so that the items the query makes are computed from
+    indexed fields alone. Without a ``$map``/``$reduce`` the items are the stored values
+    themselves, which the keys do not hold.
+
+    Filters need one more thing: a key holds MISSING both when the field is absent from a dict
+    and when an enclosing value is no dict at all, where a dict rule fails. So every filter leaf
+    on an indexed path must reject MISSING (``$ne``, ``$not``, ``$is: "undefined"``,
+    ``$truthy: false`` do not), and then both cases fail alike.
+    """
+
+    def covering(read: Path) -> Path | None:
+        for p in paths:
+            if read[: len(p)] == p:
+                return p
+        return None
+
+    for stage in query.stages:
+        if isinstance(stage, FilterStage):
+            for leaf in stage.leaves:
+                index_path = covering(leaf.path)
+                if index_path is None:
+                    return False
+                if index_path and leaf.match(MISSING):
+                    return False
+        else:
+            if any(covering(read) is None for read in stage.reads):
+                return False
+            if isinstance(stage, (MapStage, ReduceStage)):
+                return True
+    return False
