@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 import pytest
 
 from flume import sample

@@ -1,0 +1,494 @@
+"""The baselines: the same workloads done directly on raw LMDB, raw RocksDB and sqlite3.
+
+They are what flume is measured against: the work flume's promises imply, done by hand with
+the same engines and no abstraction, plus sqlite3 as the embedded database everyone has.
+
+- **lmdb** (+ msgpack): the log alone. Keys are 8-byte big-endian seqs, values msgpack, as in
+  flume's log; every write transaction is durable (``sync=True``: one fsync per commit).
+- **rocksdb** (rocksdict, ``raw_mode=True``): the raw work the three benchmark views imply.
+  Read the LMDB log once, decode every record once, count by type in a dict (the Reduce), and
+  write every index entry (``[author, sequence]``, ``[author, timestamp]``, ``[type,
+  timestamp]``, each with the seq appended) in write batches of 1,000 records, each batch also
+  carrying a "since" and the Reduce state, as a view commits. Reads: latest 10 of an author by a
+  reverse prefix scan plus fetching the 10 records from LMDB; the count of votes by a prefix
+  scan of the ``[type, timestamp]`` index.
+- **sqlite** (stdlib sqlite3): messages as JSON text in ``log(id INTEGER PRIMARY KEY, value
+  TEXT)``, WAL and ``synchronous=FULL`` (durable commits); compound expression indexes on
+  ``(author, timestamp)`` and ``(content.type, timestamp)``.
+
+Every workload starts in a fresh directory. Encoding (msgpack or JSON) is part of the timed
+writes, as it is part of flume's appends; decoding is part of every timed read.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgpack
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch
+
+from bench.common import (
+    BATCH,
+    ERROR,
+    MB,
+    Config,
+    Data,
+    Row,
+    batches,
+    disk_usage,
+    fresh_dir,
+    latency_row,
+    median,
+    rate_row,
+    timed,
+)
+
+#: LMDB map size: large up front (the file grows only as used, see the engine notes).
+MAP_SIZE = 64 << 30
+
+_seq_key = struct.Struct(">Q").pack
+_packb = msgpack.packb
+
+
+def _unpackb(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _check(row: Row, ok: bool, what: str) -> Row:
+    """Mark ``row`` as an error when its answers were wrong: a fast wrong answer is no result."""
+    if not ok:
+        row.status = ERROR
+        row.note = f"wrong answer: {what}"
+    return row
+
+
+# ----------------------------------------------------------------------------------- lmdb
+
+
+def open_lmdb(path: Path) -> Any:
+    """The LMDB env of a raw log: durable commits, no writemap, a 64 GiB map."""
+    return lmdb.open(str(path), map_size=MAP_SIZE, subdir=True, sync=True, metasync=True)
+
+
+def lmdb_batched_put(env: Any, messages: list[dict[str, Any]]) -> int:
+    """Encode and append every message, 1,000 per durable transaction; return how many."""
+    seq = 0
+    for chunk in batches(messages):
+        with env.begin(write=True) as txn:
+            put = txn.put
+            for m in chunk:
+                if not put(_seq_key(seq), _packb(m), append=True):
+                    raise RuntimeError(f"LMDB refused appending seq {seq}")
+                seq += 1
+    return seq
+
+
+def lmdb_single_put(env: Any, messages: list[dict[str, Any]]) -> int:
+    """Append every message in its own durable transaction (one fsync each)."""
+    for seq, m in enumerate(messages):
+        with env.begin(write=True) as txn:
+            if not txn.put(_seq_key(seq), _packb(m), append=True):
+                raise RuntimeError(f"LMDB refused appending seq {seq}")
+    return len(messages)
+
+
+def lmdb_scan(env: Any) -> int:
+    """Read every record in seq order with a cursor and decode it; return how many."""
+    n = 0
+    unpackb = _unpackb
+    with env.begin() as txn:
+        for _key, value in txn.cursor():
+            unpackb(value)
+            n += 1
+    return n
+
+
+def lmdb_gets(env: Any, seqs: list[int]) -> int:
+    """Fetch and decode the records at ``seqs`` (random order) in one read transaction."""
+    keys = [_seq_key(s) for s in seqs]
+    unpackb = _unpackb
+    with env.begin() as txn:
+        get = txn.get
+        for k in keys:
+            unpackb(get(k))
+    return len(keys)
+
+
+def run_lmdb(cfg: Config, data: Data, log_dir: Path) -> list[Row]:
+    """The raw-log workloads. Leaves the full log in ``log_dir`` for the RocksDB baseline."""
+    rows: list[Row] = []
+    env = open_lmdb(log_dir)
+    try:
+        seconds, n = timed(lambda: lmdb_batched_put(env, data.messages))
+        rows.append(
+            rate_row("lmdb.batched_put", "lmdb", "append, 1000/txn, durable", n, seconds, "rec/s")
+        )
+        seconds, n = timed(lambda: lmdb_scan(env))
+        rows.append(
+            _check(
+                rate_row("lmdb.scan", "lmdb", "cursor scan + decode", n, seconds, "rec/s"),
+                n == cfg.n,
+                f"scanned {n} of {cfg.n}",
+            )
+        )
+        if data.get_seqs:
+            seconds, n = timed(lambda: lmdb_gets(env, data.get_seqs))
+            rows.append(rate_row("lmdb.get", "lmdb", "random get + decode", n, seconds, "get/s"))
+    finally:
+        env.close()
+    rows.append(Row("lmdb.disk", "lmdb", "disk use of the log", "MB", disk_usage(log_dir) / MB))
+
+    single = data.messages[: cfg.single]
+    with fresh_dir(cfg, "lmdb-single") as path:
+        env = open_lmdb(path)
+        try:
+            seconds, n = timed(lambda: lmdb_single_put(env, single))
+        finally:
+            env.close()
+        rows.append(
+            rate_row("lmdb.single_put", "lmdb", "append, 1/txn, durable", n, seconds, "rec/s")
+        )
+    return rows
+
+
+# -------------------------------------------------------------------------------- rocksdb
+
+# Index families as one-byte key prefixes; a key is prefix + field bytes + b"\0" separator
+# (author ids and type names hold no NUL) + 8-byte big-endian number + 8-byte seq.
+_AUTHOR_SEQ = b"\x01"
+_AUTHOR_TS = b"\x02"
+_TYPE_TS = b"\x03"
+_META_SINCE = b"\x00since"
+_META_COUNTS = b"\x00counts"
+
+
+def rocks_options() -> Options:
+    return Options(raw_mode=True)
+
+
+def rocks_implied_work(env: Any, path: Path) -> tuple[int, int, dict[str, int]]:
+    """Build the three views' state from the LMDB log by hand.
+
+    Returns (records read, index entries written, the counts by type).
+    """
+    db = Rdict(str(path), rocks_options())
+    counts: dict[str, int] = {}
+    records = entries = 0
+    unpackb = _unpackb
+    pack = _seq_key
+    try:
+        with env.begin() as txn:
+            wb = WriteBatch(raw_mode=True)
+            in_batch = 0
+            for seq_key, raw in txn.cursor():
+                value = unpackb(raw)["value"]
+                author = value["author"].encode() + b"\0"
+                kind = value["content"]["type"]
+                ts = pack(value["timestamp"])
+                counts[kind] = counts.get(kind, 0) + 1
+                wb.put(_AUTHOR_SEQ + author + pack(value["sequence"]) + seq_key, b"")
+                wb.put(_AUTHOR_TS + author + ts + seq_key, b"")
+                wb.put(_TYPE_TS + kind.encode() + b"\0" + ts + seq_key, b"")
+                records += 1
+                entries += 3
+                in_batch += 1
+                if in_batch == BATCH:
+                    wb.put(_META_SINCE, seq_key)
+                    wb.put(_META_COUNTS, _packb(counts))
+                    db.write(wb)
+                    wb = WriteBatch(raw_mode=True)
+                    in_batch = 0
+            if in_batch:
+                wb.put(_META_SINCE, seq_key)
+                wb.put(_META_COUNTS, _packb(counts))
+                db.write(wb)
+    finally:
+        db.close()
+    return records, entries, counts
+
+
+def rocks_latest10(db: Rdict, env: Any, author: str) -> list[Any]:
+    """The 10 latest messages of ``author``: reverse prefix scan, then fetch + decode from LMDB."""
+    prefix = _AUTHOR_TS + author.encode() + b"\0"
+    after = prefix[:-1] + b"\x01"  # the prefix with its last byte incremented
+    out = []
+    with env.begin() as txn:
+        it = db.iter()
+        it.seek_for_prev(after)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                break
+            out.append(_unpackb(txn.get(key[-8:])))
+            if len(out) == 10:
+                break
+            it.prev()
+        del it
+    return out
+
+
+def rocks_count(db: Rdict, kind: str) -> int:
+    """How many records have content type ``kind``: a prefix scan of the [type, ts] index."""
+    prefix = _TYPE_TS + kind.encode() + b"\0"
+    options = ReadOptions()
+    options.set_iterate_upper_bound(prefix[:-1] + b"\x01")  # works in raw mode (engine notes)
+    it = db.iter(options)
+    it.seek(prefix)
+    n = 0
+    while it.valid():
+        n += 1
+        it.next()
+    del it
+    return n
+
+
+def run_rocksdb(cfg: Config, data: Data, log_dir: Path) -> list[Row]:
+    """The views' raw work on RocksDB, reading the log that ``run_lmdb`` left in ``log_dir``."""
+    rows: list[Row] = []
+    env = open_lmdb(log_dir)
+    try:
+        with fresh_dir(cfg, "rocksdb") as path:
+            seconds, (records, entries, counts) = timed(lambda: rocks_implied_work(env, path))
+            row = Row(
+                "rocksdb.implied_work",
+                "rocksdb",
+                "3-view work: decode all + write index entries",
+                "s",
+                seconds,
+                seconds,
+                records,
+                note=f"{records / seconds:,.0f} rec/s, {entries / seconds:,.0f} entries/s",
+            )
+            rows.append(_check(row, counts.get("vote", 0) == data.vote_count, "vote count"))
+
+            db = Rdict(str(path), rocks_options())
+            try:
+                rows.append(_latest10_row("rocksdb", data, lambda a: rocks_latest10(db, env, a)))
+                rows.append(_count_row("rocksdb", cfg, data, lambda: rocks_count(db, "vote")))
+            finally:
+                db.close()
+            rows.append(
+                Row(
+                    "rocksdb.disk",
+                    "rocksdb",
+                    "disk use of the indexes",
+                    "MB",
+                    disk_usage(path) / MB,
+                )
+            )
+    finally:
+        env.close()
+    return rows
+
+
+# --------------------------------------------------------------------------------- sqlite
+
+_AUTHOR = "json_extract(value, '$.value.author')"
+_TS = "json_extract(value, '$.value.timestamp')"
+_TYPE = "json_extract(value, '$.value.content.type')"
+SQL_LATEST10 = f"SELECT value FROM log WHERE {_AUTHOR} = ? ORDER BY {_TS} DESC LIMIT 10"
+SQL_COUNT = f"SELECT count(*) FROM log WHERE {_TYPE} = ?"
+SQL_INDEXES = (
+    f"CREATE INDEX log_author_ts ON log ({_AUTHOR}, {_TS})",
+    f"CREATE INDEX log_type_ts ON log ({_TYPE}, {_TS})",
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def sqlite_connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions explicit), WAL, ``synchronous=FULL``."""
+    con = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    return con
+
+
+def sqlite_create(con: sqlite3.Connection) -> None:
+    con.execute("CREATE TABLE log (id INTEGER PRIMARY KEY, value TEXT NOT NULL)")
+
+
+def sqlite_batched_insert(con: sqlite3.Connection, messages: list[dict[str, Any]]) -> int:
+    """Insert every message as JSON text, 1,000 per durable transaction."""
+    dumps = _dumps
+    seq = 0
+    for chunk in batches(messages):
+        rows = []
+        for m in chunk:
+            rows.append((seq, dumps(m)))
+            seq += 1
+        con.execute("BEGIN")
+        con.executemany("INSERT INTO log (id, value) VALUES (?, ?)", rows)
+        con.execute("COMMIT")
+    return seq
+
+
+def sqlite_single_insert(con: sqlite3.Connection, messages: list[dict[str, Any]]) -> int:
+    """Insert every message in its own durable transaction."""
+    for seq, m in enumerate(messages):
+        con.execute("INSERT INTO log (id, value) VALUES (?, ?)", (seq, _dumps(m)))
+    return len(messages)
+
+
+def sqlite_scan(con: sqlite3.Connection) -> int:
+    loads = json.loads
+    n = 0
+    for (value,) in con.execute("SELECT value FROM log ORDER BY id"):
+        loads(value)
+        n += 1
+    return n
+
+
+def sqlite_latest10(con: sqlite3.Connection, author: str) -> list[Any]:
+    return [json.loads(v) for (v,) in con.execute(SQL_LATEST10, (author,))]
+
+
+def sqlite_count(con: sqlite3.Connection, kind: str) -> int:
+    (n,) = con.execute(SQL_COUNT, (kind,)).fetchone()
+    return int(n)
+
+
+def sqlite_plans(con: sqlite3.Connection) -> dict[str, str]:
+    """The query plans of the two indexed reads (to show that the indexes are used)."""
+
+    def plan(sql: str, arg: str) -> str:
+        return "; ".join(str(r[-1]) for r in con.execute("EXPLAIN QUERY PLAN " + sql, (arg,)))
+
+    return {"latest10": plan(SQL_LATEST10, "@x"), "count": plan(SQL_COUNT, "vote")}
+
+
+def run_sqlite(cfg: Config, data: Data) -> list[Row]:
+    rows: list[Row] = []
+    with fresh_dir(cfg, "sqlite") as path:
+        file = path / "log.sqlite"
+        con = sqlite_connect(file)
+        try:
+            sqlite_create(con)
+            seconds, n = timed(lambda: sqlite_batched_insert(con, data.messages))
+            rows.append(
+                rate_row(
+                    "sqlite.batched_insert",
+                    "sqlite",
+                    "insert, 1000/txn, durable",
+                    n,
+                    seconds,
+                    "rec/s",
+                )
+            )
+            seconds, n = timed(lambda: sqlite_scan(con))
+            rows.append(
+                _check(
+                    rate_row(
+                        "sqlite.scan", "sqlite", "full scan + json.loads", n, seconds, "rec/s"
+                    ),
+                    n == cfg.n,
+                    f"scanned {n} of {cfg.n}",
+                )
+            )
+
+            def build() -> None:
+                con.execute("BEGIN")
+                for sql in SQL_INDEXES:
+                    con.execute(sql)
+                con.execute("COMMIT")
+
+            seconds, _ = timed(build)
+            rows.append(
+                Row(
+                    "sqlite.index_build",
+                    "sqlite",
+                    "build 2 expression indexes",
+                    "s",
+                    seconds,
+                    seconds,
+                    cfg.n,
+                )
+            )
+        finally:
+            con.close()
+
+        con = sqlite_connect(file)  # reads on a new connection, like after a reopen
+        try:
+            plans = sqlite_plans(con)
+            row = _latest10_row("sqlite", data, lambda a: sqlite_latest10(con, a))
+            row.detail["plan"] = plans["latest10"]
+            rows.append(row)
+            row = _count_row("sqlite", cfg, data, lambda: sqlite_count(con, "vote"))
+            row.detail["plan"] = plans["count"]
+            rows.append(row)
+        finally:
+            con.close()
+        rows.append(
+            Row("sqlite.disk", "sqlite", "disk use (table + indexes)", "MB", disk_usage(path) / MB)
+        )
+
+    with fresh_dir(cfg, "sqlite-single") as path:
+        con = sqlite_connect(path / "log.sqlite")
+        try:
+            sqlite_create(con)
+            single = data.messages[: cfg.single]
+            seconds, n = timed(lambda: sqlite_single_insert(con, single))
+        finally:
+            con.close()
+        rows.append(
+            rate_row(
+                "sqlite.single_insert", "sqlite", "insert, 1/txn, durable", n, seconds, "rec/s"
+            )
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------- shared read rows
+
+
+def _keys(result: list[Any]) -> list[str]:
+    return [m["key"] for m in result]
+
+
+def _latest10_row(system: str, data: Data, query: Callable[[str], list[Any]]) -> Row:
+    """Time ``query`` on every author of ``data.query_authors``; check a few answers first."""
+    checked = data.query_authors[:5]
+    wrong = [a for a in checked if _keys(query(a)) != data.latest10(a)]
+    authors = data.query_authors
+    t0 = time.perf_counter()
+    for a in authors:
+        query(a)
+    seconds = time.perf_counter() - t0
+    row = latency_row(f"{system}.latest10", system, "latest 10 of an author", len(authors), seconds)
+    return _check(row, not wrong, f"latest 10 of {len(wrong)} of {len(checked)} checked authors")
+
+
+def _count_row(system: str, cfg: Config, data: Data, count: Callable[[], int]) -> Row:
+    """Median time of ``cfg.count_repeats`` counts of votes, in ms; checks the answer."""
+    times = []
+    answer = -1
+    for _ in range(max(1, cfg.count_repeats)):
+        seconds, answer = timed(count)
+        times.append(seconds)
+    ms = median(times) * 1000
+    row = Row(f"{system}.count_votes", system, "count of votes", "ms", ms, sum(times), len(times))
+    return _check(row, answer == data.vote_count, f"counted {answer}, expected {data.vote_count}")
+
+
+def run_all(cfg: Config, data: Data, timings: dict[str, float]) -> list[Row]:
+    """Every baseline, in order; adds each system's wall time (with setup) to ``timings``."""
+    rows: list[Row] = []
+    with fresh_dir(cfg, "lmdb") as log_dir:
+        t0 = time.perf_counter()
+        rows += run_lmdb(cfg, data, log_dir)
+        t1 = time.perf_counter()
+        rows += run_rocksdb(cfg, data, log_dir)
+        t2 = time.perf_counter()
+    rows += run_sqlite(cfg, data)
+    t3 = time.perf_counter()
+    timings.update(lmdb=t1 - t0, rocksdb=t2 - t1, sqlite=t3 - t2)
+    return rows

@@ -1,0 +1,113 @@
+"""The benchmark harness runs end to end at a tiny size, and its baselines give right answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `bench` is a top-level folder, not an installed package
+
+from bench import baselines, flume_workloads, harness  # noqa: E402
+from bench.common import NOT_AVAILABLE, OK, Config, prepare  # noqa: E402
+from bench.ratios import TARGETS, evaluate  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def tiny(tmp_path: Path) -> Config:
+    return Config(n=1500, single=20, queries=30, gets=200, count_repeats=2, tmp=str(tmp_path))
+
+
+def test_baselines_measure_and_agree(tmp_path: Path) -> None:
+    cfg = tiny(tmp_path)
+    data = prepare(cfg)
+    timings: dict[str, float] = {}
+    rows = baselines.run_all(cfg, data, timings)
+    by_id = {r.id: r for r in rows}
+    expected = {
+        "lmdb.batched_put", "lmdb.scan", "lmdb.get", "lmdb.disk", "lmdb.single_put",
+        "rocksdb.implied_work", "rocksdb.latest10", "rocksdb.count_votes", "rocksdb.disk",
+        "sqlite.batched_insert", "sqlite.scan", "sqlite.index_build", "sqlite.latest10",
+        "sqlite.count_votes", "sqlite.disk", "sqlite.single_insert",
+    }  # fmt: skip
+    assert set(by_id) == expected
+    for r in rows:
+        assert r.status == OK, (r.id, r.note)  # includes the answer checks
+        assert r.value is not None and r.value > 0, r.id
+    assert set(timings) == {"lmdb", "rocksdb", "sqlite"}
+    assert list(tmp_path.iterdir()) == [], "every fresh directory is removed"
+    # sqlite answers the indexed reads from its expression indexes, with no sort step.
+    plans = by_id["sqlite.latest10"].detail["plan"]
+    assert "log_author_ts" in plans and "TEMP B-TREE" not in plans
+    assert "log_type_ts" in by_id["sqlite.count_votes"].detail["plan"]
+
+
+def test_flume_rows_never_crash_the_harness(tmp_path: Path) -> None:
+    cfg = tiny(tmp_path)
+    rows = flume_workloads.run(cfg, prepare(cfg))
+    assert [r.id for r in rows] == [rid for rid, _, _ in flume_workloads.ROWS]
+    if not flume_workloads.CORE:
+        assert all(r.status == NOT_AVAILABLE and r.note for r in rows)
+    for r in rows:
+        assert r.status in (OK, NOT_AVAILABLE, "error"), r
+        assert (r.value is not None) == (r.status == OK), r
+
+
+def test_targets_evaluate_to_na_when_rows_are_missing() -> None:
+    verdicts = evaluate([])
+    assert [t["id"] for t in verdicts] == [t.id for t in TARGETS]
+    assert all(t["verdict"] == "n/a" and t["value"] is None for t in verdicts)
+
+
+def test_command_writes_json_and_chart(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--n", "300", "--single", "5", "--queries", "5",
+            "--gets", "50", "--count-repeats", "1", "--only", "baselines",
+            "--tmp", str(tmp_path), "--out", str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "append, 1000/txn, durable" in proc.stdout
+    (path,) = out.glob("*.json")
+    report = json.loads(path.read_text())
+    assert report["config"]["n"] == 300
+    assert {"cpu", "cores", "memory_gb", "os", "python", "versions"} <= set(report["machine"])
+    assert report["machine"]["versions"]["sqlite"]
+    assert report["machine"]["versions"]["lmdb"]
+    assert {r["status"] for r in report["rows"]} == {OK}
+    pngs = list(out.glob("*.png"))
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert pngs == [] and report["chart_missing"]
+    else:
+        assert len(pngs) == 1 and pngs[0].stat().st_size > 1000
+
+
+def test_report_formats_unavailable_rows() -> None:
+    report = {
+        "machine": {"cpu": "x", "cores": 2, "memory_gb": 1, "os": "y", "python": "3",
+                    "versions": {"sqlite": "3"}},
+        "data": {"mean_msgpack_bytes": 350.0, "generate_seconds": 1.0, "generate_rate": 1.0},
+        "config": {"n": 1, "authors": 1, "seed": 0},
+        "rows": [r.to_json() for r in flume_workloads._unavailable("not yet")],
+        "targets": evaluate([]),
+        "timings": {"total": 1.0},
+        "loadavg": {"start": None, "end": None},
+        "flume_available": False,
+        "flume_unavailable_reason": "not yet",
+    }  # fmt: skip
+    text = harness.format_report(report)
+    assert "not available" in text and "n/a" in text
