@@ -12,7 +12,7 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -401,6 +401,7 @@ class Flume:
             readonly=not self._indexing,
             since=since_obv,
             get_values=self._get_values,
+            scan_log=self._scan_log,
             follow=self._follow,
         )
         view.open(ctx)
@@ -436,6 +437,11 @@ class Flume:
 
     def _get_values(self, seqs: Sequence[int]) -> list[Any]:
         return self.log.get_many(seqs)
+
+    def _scan_log(self, upto: int, reverse: bool) -> Iterator[tuple[int, Any]]:
+        if upto < 0:
+            return iter(())
+        return self.log.stream(lte=upto, reverse=reverse)
 
     def _follow(self, after: int) -> LogStream:
         return self.log.stream(gt=after, live=True)

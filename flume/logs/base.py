@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from flume import codec
+from flume.entry import Entry
 from flume.errors import (
     ClosedError,
     InvalidArgumentError,
@@ -25,13 +26,6 @@ from flume.ranges import SeqRange, check_bool, check_limit, check_seq, seq_range
 # Entries read per step of a stream: large enough to amortise a read transaction, small enough
 # that a stream never pins the log's pages for long.
 CHUNK = 2048
-
-
-class Entry(NamedTuple):
-    """One log entry: its seq and its value."""
-
-    seq: int
-    value: Any
 
 
 @runtime_checkable

@@ -2,6 +2,7 @@
 
 from flume.views.base import View, ViewStream
 from flume.views.index import Index, IndexEntry
+from flume.views.query import Query
 from flume.views.reduce import Reduce
 
-__all__ = ["Index", "IndexEntry", "Reduce", "View", "ViewStream"]
+__all__ = ["Index", "IndexEntry", "Query", "Reduce", "View", "ViewStream"]

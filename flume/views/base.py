@@ -50,7 +50,8 @@ class ViewContext:
     """What a mounted view may use: its own keyspace and progress, and read access to the log.
 
     ``since`` is the last seq the view has committed (readers see the writer's). ``get_values``
-    looks seqs up in the log in one read. ``follow(after)`` is a live stream of ``(seq, value)``
+    looks seqs up in the log in one read. ``scan_log(upto, reverse)`` iterates ``(seq, value)``
+    over the log up to seq ``upto``. ``follow(after)`` is a live stream of ``(seq, value)``
     entries with seq > ``after``, closed when the db closes.
     """
 
@@ -59,6 +60,7 @@ class ViewContext:
     readonly: bool
     since: Obv[int]
     get_values: Callable[[Sequence[int]], list[Any]]
+    scan_log: Callable[[int, bool], Iterator[tuple[int, Any]]]
     follow: Callable[[int], Any]
 
 

@@ -1,0 +1,190 @@
+"""Query: a view of compound indexes over paths of the stored values, queried with the
+map-filter-reduce language of QUERY.md.
+
+Every stored value has an entry in every index (a missing field indexed as missing), keyed by
+the index's number (one byte, in declaration order), the encoded fields and the seq. A read
+parses the query, lets the planner pick an index and one key range, reads that range (or the
+whole log when no index helps), looks the values up in the log — or, for a covered query,
+rebuilds them from the keys alone — and runs the whole query over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from flume import keys
+from flume.entry import Entry
+from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError
+from flume.keys import MISSING
+from flume.query import compile_live, execute, parse_query, plan_query
+from flume.query.indexkeys import SEQ_BYTES, decode_index_key
+from flume.query.paths import Path, get_path
+from flume.query.plan import Plan, normalise_indexes
+from flume.ranges import check_bool, check_limit
+from flume.views.base import FamilyBatch, View, ViewFunctionError, ViewStream
+
+# Values are looked up in batches that grow, so that a `limit=10` read fetches about ten.
+_FIRST_LOOKUP = 16
+_MAX_LOOKUP = 1024
+
+
+class Query(View):
+    """``Query(indexes={name: [path, ...]}, version=1)``: a path is a list of dict keys
+    (``["value", "author"]``) or one key.
+
+    The index definitions are data, stored with the view: a process that opens the directory
+    mounts the view without this code, and changing them rebuilds the view. Mounted methods:
+    ``read(query, *, reverse=False, limit=None, live=False, old=True, seqs=False)`` (waits until
+    the view has caught up with the log as it was at the call) and ``explain(query)`` (at once).
+
+    Raises:
+        InvalidTypeError / InvalidArgumentError: malformed index definitions (more than 255
+            indexes, an index without fields, a path that is not a list of str keys).
+    """
+
+    kind = "query"
+    methods = {"read": "source", "explain": "sync"}
+
+    def __init__(self, indexes: dict[str, Sequence[Any]], version: int = 1) -> None:
+        super().__init__(version)
+        self.indexes: dict[str, tuple[Path, ...]] = normalise_indexes(indexes)
+        if len(self.indexes) > 255:
+            raise InvalidArgumentError(f"a Query view holds at most 255 indexes, not {len(self.indexes)}")
+        self._prefixes = {name: bytes([i]) for i, name in enumerate(self.indexes)}
+
+    @classmethod
+    def from_definition(cls, definition: dict[str, Any], version: int = 1) -> Query:
+        """The Query view a stored :meth:`definition` describes."""
+        indexes = definition.get("indexes")
+        if not isinstance(indexes, dict):
+            raise InvalidTypeError(f"a Query definition holds {{'indexes': {{...}}}}, not {definition!r:.80}")
+        return cls(indexes, version=version)
+
+    def definition(self) -> dict[str, Any]:
+        return {"indexes": {name: [list(p) for p in paths] for name, paths in self.indexes.items()}}
+
+    # -- indexing ------------------------------------------------------------------------------
+
+    def apply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> None:
+        put = batch.put
+        encode_tuple, type_hint = keys.encode_tuple, keys.type_hint
+        specs = [(self._prefixes[name], paths) for name, paths in self.indexes.items()]
+        seq = -1
+        try:
+            for seq, value in entries:
+                suffix = seq.to_bytes(SEQ_BYTES, "big")
+                for prefix, paths in specs:
+                    fields = tuple([get_path(value, p) for p in paths])
+                    put(prefix + encode_tuple(fields) + suffix, type_hint(fields))
+        except EncodeError as e:
+            raise ViewFunctionError(seq, e, "a value's indexed field cannot be encoded") from e
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def explain(self, query: Any) -> dict[str, Any]:
+        """The plan for ``query``: ``index`` (None for a full scan), ``scan``, ``covered``,
+        the key bounds, the field constraints and every index's score.
+
+        Raises:
+            QueryError: a malformed query (naming the offending part).
+        """
+        plan = plan_query(parse_query(query), self.indexes)
+        return {"view": self.ctx.name, **plan.explain()}
+
+    def read(
+        self,
+        query: Any = None,
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
+        live: bool = False,
+        old: bool = True,
+        seqs: bool = False,
+    ) -> ViewStream:
+        """Run ``query``; a closeable iterator of the items its last stage yields (the stored
+        values when it has no ``$map``), or ``Entry(seq, value)`` with ``seqs=True``.
+
+        ``live=True`` goes on yielding matches of new appends (``$filter``/``$map`` only);
+        ``old=False`` skips what is already there. The answer is consistent with one prefix of
+        the log: the one the view had indexed when the read began (then live appends).
+
+        Raises (before anything is read):
+            QueryError (a ValueError): a malformed query, naming the offending part.
+            InvalidTypeError / InvalidArgumentError: bad options.
+        """
+        for name, flag in (("reverse", reverse), ("live", live), ("old", old), ("seqs", seqs)):
+            check_bool(name, flag)
+        limit = check_limit(limit)
+        parsed = parse_query(query)
+        plan = plan_query(parsed, self.indexes)
+        if live:
+            if reverse:
+                raise InvalidArgumentError("a live read goes forwards: use reverse=False with live=True")
+            live_fn = compile_live(parsed)
+        # Fail now, not at the first next(), on options execute() rejects.
+        execute(plan.query, (), reverse=reverse, limit=limit, seqs=seqs)
+        ctx = self.ctx
+        upto = ctx.since.value
+        follow = ctx.follow(upto) if live else None
+        items: Iterator[Any] = iter(())
+        if old:
+            entries = self._entries(plan, upto, reverse)
+            items = execute(plan.query, entries, reverse=reverse, limit=limit, seqs=seqs)
+            if seqs:
+                items = (Entry(seq, value) for seq, value in items)
+        if follow is not None:
+            items = _then_live(items, follow, live_fn, seqs, limit)
+        return ViewStream(items, follow.close if follow is not None else None)
+
+    def _entries(self, plan: Plan, upto: int, reverse: bool) -> Iterator[tuple[int, Any]]:
+        """``(seq, value)`` pairs with seq <= ``upto`` in the plan's read order."""
+        if plan.index is None:
+            yield from self.ctx.scan_log(upto, reverse)
+            return
+        prefix = self._prefixes[plan.index]
+        lower = prefix + plan.lower
+        upper = prefix + plan.upper if plan.upper is not None else keys.successor(prefix)
+        scan = self.ctx.family.scan(lower, upper, reverse)
+        if plan.covered:
+            paths = plan.paths
+            for key, hint in scan:
+                seq, value = decode_index_key(paths, key[1:], hint)
+                if seq <= upto:
+                    yield seq, value
+            return
+        get_values = self.ctx.get_values
+        want = _FIRST_LOOKUP
+        pending: list[int] = []
+        for key, _ in scan:
+            seq = int.from_bytes(key[-SEQ_BYTES:], "big")
+            if seq > upto:
+                continue
+            pending.append(seq)
+            if len(pending) >= want:
+                yield from zip(pending, get_values(pending))
+                pending = []
+                want = min(want * 4, _MAX_LOOKUP)
+        if pending:
+            yield from zip(pending, get_values(pending))
+
+
+def _then_live(
+    old: Iterator[Any], follow: Any, live_fn: Any, seqs: bool, limit: int | None
+) -> Iterator[Any]:
+    left = limit
+    for item in old:
+        yield item
+        if left is not None:
+            left -= 1
+    if left == 0:
+        return
+    for seq, value in follow:
+        item = live_fn(value)
+        if item is MISSING:
+            continue
+        yield Entry(seq, value) if seqs else item
+        if left is not None:
+            left -= 1
+            if left == 0:
+                return
