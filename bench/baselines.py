@@ -27,6 +27,7 @@ import sqlite3
 import struct
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from bench.common import (
     Config,
     Data,
     Row,
+    System,
     batches,
     disk_usage,
     fresh_dir,
@@ -121,41 +123,53 @@ def lmdb_gets(env: Any, seqs: list[int]) -> int:
     return len(keys)
 
 
-def run_lmdb(cfg: Config, data: Data, log_dir: Path) -> list[Row]:
-    """The raw-log workloads. Leaves the full log in ``log_dir`` for the RocksDB baseline."""
-    rows: list[Row] = []
-    env = open_lmdb(log_dir)
-    try:
-        seconds, n = timed(lambda: lmdb_batched_put(env, data.messages))
-        rows.append(
-            rate_row("lmdb.batched_put", "lmdb", "append, 1000/txn, durable", n, seconds, "rec/s")
-        )
-        seconds, n = timed(lambda: lmdb_scan(env))
-        rows.append(
-            _check(
-                rate_row("lmdb.scan", "lmdb", "cursor scan + decode", n, seconds, "rec/s"),
-                n == cfg.n,
-                f"scanned {n} of {cfg.n}",
-            )
-        )
-        if data.get_seqs:
-            seconds, n = timed(lambda: lmdb_gets(env, data.get_seqs))
-            rows.append(rate_row("lmdb.get", "lmdb", "random get + decode", n, seconds, "get/s"))
-    finally:
-        env.close()
-    rows.append(Row("lmdb.disk", "lmdb", "disk use of the log", "MB", disk_usage(log_dir) / MB))
+class Lmdb(System):
+    """The raw log. Its env stays open for the RocksDB baseline, which reads the log."""
 
-    single = data.messages[: cfg.single]
-    with fresh_dir(cfg, "lmdb-single") as path:
-        env = open_lmdb(path)
-        try:
-            seconds, n = timed(lambda: lmdb_single_put(env, single))
-        finally:
-            env.close()
-        rows.append(
-            rate_row("lmdb.single_put", "lmdb", "append, 1/txn, durable", n, seconds, "rec/s")
-        )
-    return rows
+    name = "lmdb"
+
+    def __init__(self, cfg: Config, data: Data, stack: ExitStack) -> None:
+        super().__init__(cfg, data, stack)
+        self.dir = stack.enter_context(fresh_dir(cfg, "lmdb"))
+        self.env = open_lmdb(self.dir)
+        stack.callback(self.env.close)
+        self.phases = {
+            "write": self.write,
+            "scan": self.scan,
+            "get": self.get,
+            "single": self.single,
+            "disk": self.disk,
+        }
+
+    def write(self) -> list[Row]:
+        seconds, n = timed(lambda: lmdb_batched_put(self.env, self.data.messages))
+        return [
+            rate_row("lmdb.batched_put", "lmdb", "append, 1000/txn, durable", n, seconds, "rec/s")
+        ]
+
+    def scan(self) -> list[Row]:
+        seconds, n = timed(lambda: lmdb_scan(self.env))
+        row = rate_row("lmdb.scan", "lmdb", "cursor scan + decode", n, seconds, "rec/s")
+        return [_check(row, n == self.cfg.n, f"scanned {n} of {self.cfg.n}")]
+
+    def get(self) -> list[Row]:
+        if not self.data.get_seqs:
+            return []
+        seconds, n = timed(lambda: lmdb_gets(self.env, self.data.get_seqs))
+        return [rate_row("lmdb.get", "lmdb", "random get + decode", n, seconds, "get/s")]
+
+    def single(self) -> list[Row]:
+        single = self.data.messages[: self.cfg.single]
+        with fresh_dir(self.cfg, "lmdb-single") as path:
+            env = open_lmdb(path)
+            try:
+                seconds, n = timed(lambda: lmdb_single_put(env, single))
+            finally:
+                env.close()
+        return [rate_row("lmdb.single_put", "lmdb", "append, 1/txn, durable", n, seconds, "rec/s")]
+
+    def disk(self) -> list[Row]:
+        return [Row("lmdb.disk", "lmdb", "disk use of the log", "MB", disk_usage(self.dir) / MB)]
 
 
 # -------------------------------------------------------------------------------- rocksdb
@@ -249,43 +263,64 @@ def rocks_count(db: Rdict, kind: str) -> int:
     return n
 
 
-def run_rocksdb(cfg: Config, data: Data, log_dir: Path) -> list[Row]:
-    """The views' raw work on RocksDB, reading the log that ``run_lmdb`` left in ``log_dir``."""
-    rows: list[Row] = []
-    env = open_lmdb(log_dir)
-    try:
-        with fresh_dir(cfg, "rocksdb") as path:
-            seconds, (records, entries, counts) = timed(lambda: rocks_implied_work(env, path))
-            row = Row(
-                "rocksdb.implied_work",
-                "rocksdb",
-                "3-view work: decode all + write index entries",
-                "s",
-                seconds,
-                seconds,
-                records,
-                note=f"{records / seconds:,.0f} rec/s, {entries / seconds:,.0f} entries/s",
-            )
-            rows.append(_check(row, counts.get("vote", 0) == data.vote_count, "vote count"))
+class RocksDB(System):
+    """The views' raw work on RocksDB, over the log that the :class:`Lmdb` baseline wrote."""
 
-            db = Rdict(str(path), rocks_options())
-            try:
-                rows.append(_latest10_row("rocksdb", data, lambda a: rocks_latest10(db, env, a)))
-                rows.append(_count_row("rocksdb", cfg, data, lambda: rocks_count(db, "vote")))
-            finally:
-                db.close()
-            rows.append(
-                Row(
-                    "rocksdb.disk",
-                    "rocksdb",
-                    "disk use of the indexes",
-                    "MB",
-                    disk_usage(path) / MB,
-                )
-            )
-    finally:
-        env.close()
-    return rows
+    name = "rocksdb"
+
+    def __init__(self, cfg: Config, data: Data, stack: ExitStack, log: Lmdb) -> None:
+        super().__init__(cfg, data, stack)
+        self.log = log
+        self.dir = stack.enter_context(fresh_dir(cfg, "rocksdb"))
+        self._db: Rdict | None = None
+        stack.callback(self._close)
+        self.phases = {
+            "views": self.implied_work,
+            "latest10": self.latest10,
+            "count": self.count,
+            "disk": self.disk,
+        }
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> Rdict:
+        """The index database, opened again for reading after the build (as after a restart)."""
+        if self._db is None:
+            self._db = Rdict(str(self.dir), rocks_options())
+        return self._db
+
+    def implied_work(self) -> list[Row]:
+        seconds, (records, entries, counts) = timed(
+            lambda: rocks_implied_work(self.log.env, self.dir)
+        )
+        row = Row(
+            "rocksdb.implied_work",
+            "rocksdb",
+            "3-view work: decode all + write index entries",
+            "s",
+            seconds,
+            seconds,
+            records,
+            note=f"{records / seconds:,.0f} rec/s, {entries / seconds:,.0f} entries/s",
+        )
+        return [_check(row, counts.get("vote", 0) == self.data.vote_count, "vote count")]
+
+    def latest10(self) -> list[Row]:
+        db, env = self.db, self.log.env
+        return [_latest10_row("rocksdb", self.data, lambda a: rocks_latest10(db, env, a))]
+
+    def count(self) -> list[Row]:
+        db = self.db
+        return [_count_row("rocksdb", self.cfg, self.data, lambda: rocks_count(db, "vote"))]
+
+    def disk(self) -> list[Row]:
+        self._close()
+        size = disk_usage(self.dir) / MB
+        return [Row("rocksdb.disk", "rocksdb", "disk use of the indexes", "MB", size)]
 
 
 # --------------------------------------------------------------------------------- sqlite
@@ -366,85 +401,101 @@ def sqlite_plans(con: sqlite3.Connection) -> dict[str, str]:
     return {"latest10": plan(SQL_LATEST10, "@x"), "count": plan(SQL_COUNT, "vote")}
 
 
-def run_sqlite(cfg: Config, data: Data) -> list[Row]:
-    rows: list[Row] = []
-    with fresh_dir(cfg, "sqlite") as path:
-        file = path / "log.sqlite"
-        con = sqlite_connect(file)
-        try:
-            sqlite_create(con)
-            seconds, n = timed(lambda: sqlite_batched_insert(con, data.messages))
-            rows.append(
-                rate_row(
-                    "sqlite.batched_insert",
-                    "sqlite",
-                    "insert, 1000/txn, durable",
-                    n,
-                    seconds,
-                    "rec/s",
-                )
-            )
-            seconds, n = timed(lambda: sqlite_scan(con))
-            rows.append(
-                _check(
-                    rate_row(
-                        "sqlite.scan", "sqlite", "full scan + json.loads", n, seconds, "rec/s"
-                    ),
-                    n == cfg.n,
-                    f"scanned {n} of {cfg.n}",
-                )
-            )
+class Sqlite(System):
+    """sqlite3 with JSON text values and expression indexes, durable (WAL, synchronous=FULL)."""
 
-            def build() -> None:
-                con.execute("BEGIN")
-                for sql in SQL_INDEXES:
-                    con.execute(sql)
-                con.execute("COMMIT")
+    name = "sqlite"
 
-            seconds, _ = timed(build)
-            rows.append(
-                Row(
-                    "sqlite.index_build",
-                    "sqlite",
-                    "build 2 expression indexes",
-                    "s",
-                    seconds,
-                    seconds,
-                    cfg.n,
-                )
-            )
-        finally:
-            con.close()
+    def __init__(self, cfg: Config, data: Data, stack: ExitStack) -> None:
+        super().__init__(cfg, data, stack)
+        self.dir = stack.enter_context(fresh_dir(cfg, "sqlite"))
+        self.file = self.dir / "log.sqlite"
+        self._writer: sqlite3.Connection | None = sqlite_connect(self.file)
+        sqlite_create(self._writer)
+        self._reader: sqlite3.Connection | None = None
+        stack.callback(self._close)
+        self.phases = {
+            "write": self.write,
+            "scan": self.scan,
+            "views": self.index_build,
+            "latest10": self.latest10,
+            "count": self.count,
+            "single": self.single,
+            "disk": self.disk,
+        }
 
-        con = sqlite_connect(file)  # reads on a new connection, like after a reopen
-        try:
-            plans = sqlite_plans(con)
-            row = _latest10_row("sqlite", data, lambda a: sqlite_latest10(con, a))
-            row.detail["plan"] = plans["latest10"]
-            rows.append(row)
-            row = _count_row("sqlite", cfg, data, lambda: sqlite_count(con, "vote"))
-            row.detail["plan"] = plans["count"]
-            rows.append(row)
-        finally:
-            con.close()
-        rows.append(
-            Row("sqlite.disk", "sqlite", "disk use (table + indexes)", "MB", disk_usage(path) / MB)
-        )
+    def _close(self) -> None:
+        for con in (self._reader, self._writer):
+            if con is not None:
+                con.close()
+        self._reader = self._writer = None
 
-    with fresh_dir(cfg, "sqlite-single") as path:
-        con = sqlite_connect(path / "log.sqlite")
-        try:
-            sqlite_create(con)
-            single = data.messages[: cfg.single]
-            seconds, n = timed(lambda: sqlite_single_insert(con, single))
-        finally:
-            con.close()
-        rows.append(
+    @property
+    def con(self) -> sqlite3.Connection:
+        """The connection that writes the log and builds the indexes."""
+        if self._writer is None:
+            self._writer = sqlite_connect(self.file)
+        return self._writer
+
+    @property
+    def reader(self) -> sqlite3.Connection:
+        """A new connection for the indexed reads (as after a restart)."""
+        if self._reader is None:
+            self._reader = sqlite_connect(self.file)
+        return self._reader
+
+    def write(self) -> list[Row]:
+        seconds, n = timed(lambda: sqlite_batched_insert(self.con, self.data.messages))
+        return [
             rate_row(
-                "sqlite.single_insert", "sqlite", "insert, 1/txn, durable", n, seconds, "rec/s"
+                "sqlite.batched_insert", "sqlite", "insert, 1000/txn, durable", n, seconds, "rec/s"
             )
-        )
-    return rows
+        ]
+
+    def scan(self) -> list[Row]:
+        seconds, n = timed(lambda: sqlite_scan(self.con))
+        row = rate_row("sqlite.scan", "sqlite", "full scan + json.loads", n, seconds, "rec/s")
+        return [_check(row, n == self.cfg.n, f"scanned {n} of {self.cfg.n}")]
+
+    def index_build(self) -> list[Row]:
+        def build() -> None:
+            self.con.execute("BEGIN")
+            for sql in SQL_INDEXES:
+                self.con.execute(sql)
+            self.con.execute("COMMIT")
+
+        seconds, _ = timed(build)
+        label = "build 2 expression indexes"
+        return [Row("sqlite.index_build", "sqlite", label, "s", seconds, seconds, self.cfg.n)]
+
+    def latest10(self) -> list[Row]:
+        con = self.reader
+        row = _latest10_row("sqlite", self.data, lambda a: sqlite_latest10(con, a))
+        row.detail["plan"] = sqlite_plans(con)["latest10"]
+        return [row]
+
+    def count(self) -> list[Row]:
+        con = self.reader
+        row = _count_row("sqlite", self.cfg, self.data, lambda: sqlite_count(con, "vote"))
+        row.detail["plan"] = sqlite_plans(con)["count"]
+        return [row]
+
+    def single(self) -> list[Row]:
+        single = self.data.messages[: self.cfg.single]
+        with fresh_dir(self.cfg, "sqlite-single") as path:
+            con = sqlite_connect(path / "log.sqlite")
+            try:
+                sqlite_create(con)
+                seconds, n = timed(lambda: sqlite_single_insert(con, single))
+            finally:
+                con.close()
+        label = "insert, 1/txn, durable"
+        return [rate_row("sqlite.single_insert", "sqlite", label, n, seconds, "rec/s")]
+
+    def disk(self) -> list[Row]:
+        self._close()  # the last close checkpoints the WAL into the file
+        size = disk_usage(self.dir) / MB
+        return [Row("sqlite.disk", "sqlite", "disk use (table + indexes)", "MB", size)]
 
 
 # ----------------------------------------------------------------------- shared read rows
@@ -479,16 +530,7 @@ def _count_row(system: str, cfg: Config, data: Data, count: Callable[[], int]) -
     return _check(row, answer == data.vote_count, f"counted {answer}, expected {data.vote_count}")
 
 
-def run_all(cfg: Config, data: Data, timings: dict[str, float]) -> list[Row]:
-    """Every baseline, in order; adds each system's wall time (with setup) to ``timings``."""
-    rows: list[Row] = []
-    with fresh_dir(cfg, "lmdb") as log_dir:
-        t0 = time.perf_counter()
-        rows += run_lmdb(cfg, data, log_dir)
-        t1 = time.perf_counter()
-        rows += run_rocksdb(cfg, data, log_dir)
-        t2 = time.perf_counter()
-    rows += run_sqlite(cfg, data)
-    t3 = time.perf_counter()
-    timings.update(lmdb=t1 - t0, rocksdb=t2 - t1, sqlite=t3 - t2)
-    return rows
+def systems(cfg: Config, data: Data, stack: ExitStack) -> list[System]:
+    """The three baselines, ready to run their phases; closed and removed by ``stack``."""
+    log = Lmdb(cfg, data, stack)
+    return [log, RocksDB(cfg, data, stack, log), Sqlite(cfg, data, stack)]

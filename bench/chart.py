@@ -27,7 +27,7 @@ def draw(targets: list[dict[str, Any]], path: Path, title: str) -> str | None:
     shown = [t for t in targets if t["target"] is not None or t["value"] is not None]
     labels = []
     for t in shown:
-        bound = f"{t['op']} {t['target']:g}" if t["target"] is not None else "info"
+        bound = f"{t['op']} {t['target']:g}" if t["target"] is not None else "none (information)"
         unit = "" if t["unit"] == "x" else f" ({t['unit']})"
         labels.append(f"{t['label']}{unit}\ntarget {bound}")
 

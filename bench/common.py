@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,31 @@ class Row:
         return asdict(self)
 
 
+#: The phases of a run, in order. In each phase every system runs its workload of that phase
+#: one after the other, so that a flume row and the baseline rows it is compared with are
+#: measured close together in time, under the same conditions of the machine.
+PHASES = ("write", "scan", "get", "views", "reopen", "latest10", "count", "single", "disk")
+
+#: Phases whose workloads only read, and can run again to keep the best of ``--repeat`` rounds.
+READ_PHASES = ("scan", "get", "latest10", "count")
+
+
+class System:
+    """A system under test: ``phases`` maps phase names (of :data:`PHASES`) to workloads.
+
+    A workload is a callable returning the rows it measured. Systems keep their databases
+    between phases (later phases read what earlier ones wrote) and register their cleanup on
+    the ``ExitStack`` they are given.
+    """
+
+    name = ""
+
+    def __init__(self, cfg: Config, data: Data, stack: ExitStack) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.phases: dict[str, Callable[[], list[Row]]] = {}
+
+
 def rate_row(id: str, system: str, workload: str, count: int, seconds: float, unit: str) -> Row:
     """A throughput row: ``count`` operations in ``seconds``, reported per second."""
     return Row(id, system, workload, unit, count / seconds, seconds, count)
@@ -70,6 +95,7 @@ class Config:
     queries: int = 2000
     gets: int = 100_000
     count_repeats: int = 5
+    repeat: int = 1
     threads: int = 8
     authors: int = 1000
     seed: int = 0

@@ -1,26 +1,28 @@
 """The flume side of the benchmark, written against the public API of ``DESIGN.md``.
 
-Until flume's API is importable (``flume.open`` and ``flume.views.Reduce/Index/Query``),
-:func:`run` returns every flume row with status "not available" and the import error as the
-note, so the harness still runs the baselines. Once it is importable, each step runs in its
-own ``try``: a step that raises gives its rows status "error" with the exception as the note,
-and the other steps go on.
+:class:`Flume` is a :class:`~bench.common.System` like the baselines: one workload per phase,
+run by the harness right after the baselines' workloads of the same phase. Until flume's API is
+importable (``flume.open``, ``flume.views.Reduce`` and ``Index``; ``Query`` for the view rows),
+the rows it cannot measure say "not available" with the import error as the note, and the
+harness runs everything else. A workload that raises gives its rows status "error" with the
+exception as the note, and the run goes on.
 
-Steps, in order (each on the same prepared messages as the baselines):
+The workloads, by phase (all on the same prepared messages as the baselines):
 
-1. ``append_many``: ``flume.open(fresh dir)`` with no views, ``db.append_many`` of 1,000
-   messages at a time (durable, the default ``sync=True``).
-2. ``stream``: reopen that directory, iterate ``db.stream()`` over every entry; then
-   ``db.get(seq)`` at the same random seqs as the raw LMDB gets.
-3. ``catchup``: in a child process (``python -m bench.flume_workloads catchup DIR``), open the
-   directory, ``use`` the three views and wait until each is ``ready()``; the child reports the
-   time and its peak memory (``resource.getrusage`` ``ru_maxrss``).
-4. ``reopen``: in this process, open the directory again and ``use`` the three views, now
-   caught up; the time until all three are ``ready()``.
-5. ``latest10`` and ``count_votes`` on that open database, with the Query view.
-6. ``disk``: sizes of ``log/`` and ``views/``.
-7. ``append_1t`` / ``append_8t``: single durable ``db.append(v)`` calls from 1 thread, then
-   from ``cfg.threads`` threads at once, each in a fresh directory.
+- write: ``flume.open(fresh dir)`` with no views, ``db.append_many`` of 1,000 messages at a
+  time (durable, the default ``sync=True``).
+- scan: open that directory again (no views) and iterate ``db.stream()`` over every entry.
+- get: ``db.get(seq)`` at the same random seqs as the raw LMDB gets.
+- views: in a child process (``python -m bench.flume_workloads catchup DIR``), open the
+  directory, ``use`` the three views and wait until each is ``ready()``; the child reports the
+  time and its peak memory (see :func:`_peak_rss_mb`: on Linux ``VmHWM``, as ``ru_maxrss``
+  there includes the parent's peak).
+- reopen: in this process, open the directory and ``use`` the three views, now caught up; the
+  time until all three are ``ready()``.
+- latest10, count: reads with the Query view on that open database.
+- single: single durable ``db.append(v)`` calls from 1 thread, then from ``cfg.threads``
+  threads at once, each in a fresh directory.
+- disk: sizes of ``log/`` and ``views/``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,7 @@ from bench.common import (
     Config,
     Data,
     Row,
+    System,
     batches,
     disk_usage,
     fresh_dir,
@@ -86,10 +90,10 @@ ROWS: list[tuple[str, str, str]] = [
     ("flume.reopen", "reopen with 3 caught-up views", "ms"),
     ("flume.latest10", "latest 10 of an author (Query)", "us/query"),
     ("flume.count_votes", "count of votes (covered Query)", "ms"),
-    ("flume.disk_log", "disk use of log/", "MB"),
-    ("flume.disk_views", "disk use of views/", "MB"),
     ("flume.append_1t", "append(v), 1 thread, durable", "rec/s"),
     ("flume.append_8t", "append(v), 8 threads, durable", "rec/s"),
+    ("flume.disk_log", "disk use of log/", "MB"),
+    ("flume.disk_views", "disk use of views/", "MB"),
 ]
 
 #: The three views of the benchmark, as names of the mounted views.
@@ -152,123 +156,141 @@ QUERY_ROWS = [
 ]
 
 
-def _unavailable(reason: str) -> list[Row]:
-    return [
-        Row(rid, "flume", label, unit, status=NOT_AVAILABLE, note=reason)
-        for rid, label, unit in ROWS
-    ]
+class Flume(System):
+    """flume's workloads by phase. Each returns its rows; one that raises returns them as errors."""
 
+    name = "flume"
 
-class _Steps:
-    """Collects the flume rows; a step that raises marks its rows as errors and the run goes on."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, Row] = {
-            rid: Row(rid, "flume", label, unit, status=ERROR, note="not run")
-            for rid, label, unit in ROWS
+    def __init__(self, cfg: Config, data: Data, stack: ExitStack) -> None:
+        super().__init__(cfg, data, stack)
+        self.labels = {rid: (label, unit) for rid, label, unit in ROWS}
+        self.dir: Path | None = None
+        self._db: Any = None
+        self._views = False  # whether self._db has the three views mounted
+        if CORE:
+            self.dir = stack.enter_context(fresh_dir(cfg, "flume"))
+            stack.callback(self._close)
+        self.phases = {
+            "write": lambda: self._guard(["flume.append_many"], self.append_many),
+            "scan": lambda: self._guard(["flume.stream"], self.stream),
+            "get": lambda: self._guard(["flume.get"], self.get),
+            "views": lambda: self._guard(["flume.catchup", "flume.catchup_peak"], self.catchup),
+            "reopen": lambda: self._guard(["flume.reopen"], self.reopen),
+            "latest10": lambda: self._guard(["flume.latest10"], self.latest10),
+            "count": lambda: self._guard(["flume.count_votes"], self.count),
+            "single": lambda: self._guard(["flume.append_1t", "flume.append_8t"], self.single),
+            "disk": lambda: self._guard(["flume.disk_log", "flume.disk_views"], self.disk),
         }
 
-    def set(self, row: Row) -> None:
-        row.workload = self.rows[row.id].workload
-        self.rows[row.id] = row
+    # --- plumbing
 
-    def run(self, ids: list[str], fn: Callable[[], None]) -> None:
+    def _row(self, rid: str, value: float | None, **kw: Any) -> Row:
+        label, unit = self.labels[rid]
+        return Row(rid, "flume", label, unit, value, **kw)
+
+    def _guard(self, ids: list[str], fn: Callable[[], list[Row]]) -> list[Row]:
+        if not CORE:
+            return [self._row(rid, None, status=NOT_AVAILABLE, note=CORE_REASON) for rid in ids]
+        missing = [rid for rid in ids if rid in QUERY_ROWS and not HAVE_QUERY]
+        runnable = [rid for rid in ids if rid not in missing]
+        rows = [self._row(rid, None, status=NOT_AVAILABLE, note=QUERY_REASON) for rid in missing]
+        if not runnable:
+            return rows
         try:
-            fn()
+            measured = fn()
         except Exception as e:
             where = traceback.extract_tb(e.__traceback__)[-1]
             note = f"{type(e).__name__}: {e} (at {Path(where.filename).name}:{where.lineno})"
-            for rid in ids:
-                if self.rows[rid].note == "not run":
-                    self.rows[rid].note = note[:400]
+            return rows + [self._row(rid, None, status=ERROR, note=note[:400]) for rid in runnable]
+        for row in measured:
+            row.workload = self.labels[row.id][0]
+        return rows + [r for r in measured if r.id in runnable]
 
-
-def run(cfg: Config, data: Data) -> list[Row]:
-    """Every flume workload; "not available" rows if flume's API is not importable yet."""
-    if not CORE:
-        return _unavailable(CORE_REASON)
-    steps = _Steps()
-    if not HAVE_QUERY:
-        for rid in QUERY_ROWS:
-            steps.rows[rid].status, steps.rows[rid].note = NOT_AVAILABLE, QUERY_REASON
-    with fresh_dir(cfg, "flume") as path:
-        _run_main(cfg, data, path, steps)
-    steps.run(["flume.append_1t", "flume.append_8t"], lambda: _single_appends(cfg, data, steps))
-    return list(steps.rows.values())
-
-
-def _run_main(cfg: Config, data: Data, path: Path, steps: _Steps) -> None:
-    def append_many() -> None:
-        with _open(str(path)) as db:
-            seconds, n = timed(lambda: _append_batches(db, data.messages))
-        steps.set(rate_row("flume.append_many", "flume", "", n, seconds, "rec/s"))
-
-    steps.run(["flume.append_many"], append_many)
-
-    def stream_and_get() -> None:
-        with _open(str(path)) as db:
-            seconds, n = timed(lambda: _stream_all(db))
-            row = rate_row("flume.stream", "flume", "", n, seconds, "rec/s")
-            if n != cfg.n:
-                row.status, row.note = ERROR, f"wrong answer: streamed {n} of {cfg.n}"
-            steps.set(row)
-            if data.get_seqs:
-                seconds, n = timed(lambda: _gets(db, data.get_seqs))
-                steps.set(rate_row("flume.get", "flume", "", n, seconds, "get/s"))
-
-    steps.run(["flume.stream", "flume.get"], stream_and_get)
-    if not HAVE_QUERY:
-        steps.set(Row("flume.disk_log", "flume", "", "MB", disk_usage(path / "log") / MB))
-        return
-
-    def catchup() -> None:
-        report = _catchup_in_child(path, cfg.timeout)
-        steps.set(
-            Row(
-                "flume.catchup",
-                "flume",
-                "",
-                "s",
-                report["seconds"],
-                report["seconds"],
-                cfg.n,
-                note=f"{cfg.n / report['seconds']:,.0f} rec/s" if report["seconds"] else "",
-                detail=report,
-            )
-        )
-        steps.set(
-            Row(
-                "flume.catchup_peak",
-                "flume",
-                "",
-                "MB",
-                report["peak_mb"],
-                note=f"of which {report['start_mb']:.0f} MB before flume.open",
-            )
-        )
-
-    steps.run(["flume.catchup", "flume.catchup_peak"], catchup)
-
-    def reopen_and_query() -> None:
-        t0 = time.perf_counter()
-        db = _open(str(path))
-        try:
-            use_views(db)
-            wait_ready(db, cfg.timeout)
-            seconds = time.perf_counter() - t0
-            steps.set(Row("flume.reopen", "flume", "", "ms", seconds * 1000, seconds, 1))
-            steps.run(["flume.latest10"], lambda: steps.set(_latest10(db, data)))
-            steps.run(["flume.count_votes"], lambda: steps.set(_count_votes(db, cfg, data)))
-        finally:
+    def _close(self) -> None:
+        if self._db is not None:
+            db, self._db, self._views = self._db, None, False
             db.close()
 
-    steps.run(["flume.reopen", "flume.latest10", "flume.count_votes"], reopen_and_query)
+    @property
+    def path(self) -> str:
+        assert self.dir is not None
+        return str(self.dir)
 
-    def disk() -> None:
-        steps.set(Row("flume.disk_log", "flume", "", "MB", disk_usage(path / "log") / MB))
-        steps.set(Row("flume.disk_views", "flume", "", "MB", disk_usage(path / "views") / MB))
+    def _open_plain(self) -> Any:
+        """The database without views (for the log workloads)."""
+        if self._db is None:
+            self._db = _open(self.path)
+        return self._db
 
-    steps.run(["flume.disk_log", "flume.disk_views"], disk)
+    # --- the workloads
+
+    def append_many(self) -> list[Row]:
+        with _open(self.path) as db:
+            seconds, n = timed(lambda: _append_batches(db, self.data.messages))
+        return [rate_row("flume.append_many", "flume", "", n, seconds, "rec/s")]
+
+    def stream(self) -> list[Row]:
+        db = self._open_plain()
+        seconds, n = timed(lambda: _stream_all(db))
+        row = rate_row("flume.stream", "flume", "", n, seconds, "rec/s")
+        if n != self.cfg.n:
+            row.status, row.note = ERROR, f"wrong answer: streamed {n} of {self.cfg.n}"
+        return [row]
+
+    def get(self) -> list[Row]:
+        if not self.data.get_seqs:
+            return []
+        db = self._open_plain()
+        seconds, n = timed(lambda: _gets(db, self.data.get_seqs))
+        return [rate_row("flume.get", "flume", "", n, seconds, "get/s")]
+
+    def catchup(self) -> list[Row]:
+        self._close()  # the child opens the directory as its writer
+        report = _catchup_in_child(Path(self.path), self.cfg.timeout)
+        seconds = report["seconds"]
+        rate = f"{self.cfg.n / seconds:,.0f} rec/s" if seconds else ""
+        row = self._row("flume.catchup", seconds, seconds=seconds, count=self.cfg.n, note=rate)
+        row.detail = report
+        if report.get("counts", {}).get("vote", 0) != self.data.vote_count:
+            row.status, row.note = ERROR, f"wrong answer: by_type counts {report.get('counts')}"
+        note = f"of which {report['start_mb']:.0f} MB before flume.open"
+        return [row, self._row("flume.catchup_peak", report["peak_mb"], note=note)]
+
+    def reopen(self) -> list[Row]:
+        self._close()
+        t0 = time.perf_counter()
+        db = _open(self.path)
+        try:
+            use_views(db)
+            wait_ready(db, self.cfg.timeout)
+        except BaseException:
+            db.close()
+            raise
+        seconds = time.perf_counter() - t0
+        self._db, self._views = db, True
+        return [self._row("flume.reopen", seconds * 1000, seconds=seconds, count=1)]
+
+    def _db_with_views(self) -> Any:
+        if not self._views:
+            raise RuntimeError("the database with its views did not reopen (see flume.reopen)")
+        return self._db
+
+    def latest10(self) -> list[Row]:
+        return [_latest10(self._db_with_views(), self.data)]
+
+    def count(self) -> list[Row]:
+        return [_count_votes(self._db_with_views(), self.cfg, self.data)]
+
+    def single(self) -> list[Row]:
+        return _single_appends(self.cfg, self.data)
+
+    def disk(self) -> list[Row]:
+        self._close()
+        assert self.dir is not None
+        return [
+            self._row("flume.disk_log", disk_usage(self.dir / "log") / MB),
+            self._row("flume.disk_views", disk_usage(self.dir / "views") / MB),
+        ]
 
 
 def _append_batches(db: Any, messages: list[dict[str, Any]]) -> int:
@@ -330,12 +352,12 @@ def _explain(db: Any, query: Any) -> str:
         return f"explain failed: {type(e).__name__}: {e}"
 
 
-def _single_appends(cfg: Config, data: Data, steps: _Steps) -> None:
+def _single_appends(cfg: Config, data: Data) -> list[Row]:
     single = data.messages[: cfg.single]
     with fresh_dir(cfg, "flume-1t") as path, _open(str(path)) as db:
         append = db.append
         seconds, _ = timed(lambda: [append(m) for m in single])
-    steps.set(rate_row("flume.append_1t", "flume", "", len(single), seconds, "rec/s"))
+    rows = [rate_row("flume.append_1t", "flume", "", len(single), seconds, "rec/s")]
 
     threads = max(1, cfg.threads)
     with fresh_dir(cfg, "flume-8t") as path, _open(str(path)) as db:
@@ -366,7 +388,7 @@ def _single_appends(cfg: Config, data: Data, steps: _Steps) -> None:
     row.note = f"{threads} threads"
     if total != len(single):
         row.status, row.note = ERROR, f"wrong answer: log has {total} of {len(single)} entries"
-    steps.set(row)
+    return rows + [row]
 
 
 # ------------------------------------------------------------------ the catch-up child
@@ -392,15 +414,28 @@ def _catchup_in_child(path: Path, timeout: float) -> dict[str, Any]:
     return report
 
 
-def _max_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux (bytes on macOS).
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MB
+def _peak_rss_mb() -> tuple[float, str]:
+    """This process's peak resident memory in MB, and how it was measured.
+
+    On Linux the kernel's ``VmHWM`` (peak RSS of the process's own address space) is used:
+    ``ru_maxrss`` there carries the *parent's* peak across fork and exec, so a child of the
+    benchmark (which holds a million messages) would report the parent's size. Elsewhere,
+    ``resource.getrusage(RUSAGE_SELF).ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / MB, "VmHWM"
+    except (OSError, ValueError, IndexError):
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, else KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MB, "ru_maxrss"
 
 
 def catchup_child(path: str, timeout: float) -> dict[str, Any]:
     """Open ``path``, mount the three views, wait until all are caught up; report."""
-    start_mb = _max_rss_mb()
+    start_mb, _ = _peak_rss_mb()
     t0 = time.perf_counter()
     with _open(path) as db:
         use_views(db)
@@ -408,10 +443,13 @@ def catchup_child(path: str, timeout: float) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         counts = db.by_type.get()
         since = db.since.value
+    peak_mb, how = _peak_rss_mb()
     return {
         "seconds": seconds,
-        "peak_mb": _max_rss_mb(),
+        "peak_mb": peak_mb,
         "start_mb": start_mb,
+        "peak_measured_by": how,
+        "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB,
         "since": since,
         "counts": counts,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `bench` is a top-level folder, not an installed package
 
-from bench import baselines, flume_workloads, harness  # noqa: E402
-from bench.common import NOT_AVAILABLE, OK, Config, prepare  # noqa: E402
+from bench import flume_workloads, harness  # noqa: E402
+from bench.chart import draw  # noqa: E402
+from bench.common import ERROR, NOT_AVAILABLE, OK, Config, Row  # noqa: E402
 from bench.ratios import TARGETS, evaluate  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
@@ -25,11 +27,8 @@ def tiny(tmp_path: Path) -> Config:
 
 
 def test_baselines_measure_and_agree(tmp_path: Path) -> None:
-    cfg = tiny(tmp_path)
-    data = prepare(cfg)
-    timings: dict[str, float] = {}
-    rows = baselines.run_all(cfg, data, timings)
-    by_id = {r.id: r for r in rows}
+    report = harness.run(tiny(tmp_path), only="baselines")
+    by_id = {r["id"]: r for r in report["rows"]}
     expected = {
         "lmdb.batched_put", "lmdb.scan", "lmdb.get", "lmdb.disk", "lmdb.single_put",
         "rocksdb.implied_work", "rocksdb.latest10", "rocksdb.count_votes", "rocksdb.disk",
@@ -37,26 +36,38 @@ def test_baselines_measure_and_agree(tmp_path: Path) -> None:
         "sqlite.count_votes", "sqlite.disk", "sqlite.single_insert",
     }  # fmt: skip
     assert set(by_id) == expected
-    for r in rows:
-        assert r.status == OK, (r.id, r.note)  # includes the answer checks
-        assert r.value is not None and r.value > 0, r.id
-    assert set(timings) == {"lmdb", "rocksdb", "sqlite"}
+    for r in report["rows"]:
+        assert r["status"] == OK, (r["id"], r["note"])  # includes the answer checks
+        assert r["value"] is not None and r["value"] > 0, r["id"]
+    assert {"lmdb", "rocksdb", "sqlite", "baselines", "total"} <= set(report["timings"])
     assert list(tmp_path.iterdir()) == [], "every fresh directory is removed"
     # sqlite answers the indexed reads from its expression indexes, with no sort step.
-    plans = by_id["sqlite.latest10"].detail["plan"]
+    plans = by_id["sqlite.latest10"]["detail"]["plan"]
     assert "log_author_ts" in plans and "TEMP B-TREE" not in plans
-    assert "log_type_ts" in by_id["sqlite.count_votes"].detail["plan"]
+    assert "log_type_ts" in by_id["sqlite.count_votes"]["detail"]["plan"]
+
+
+def test_read_phases_repeat_and_keep_the_best(tmp_path: Path) -> None:
+    cfg = replace(tiny(tmp_path), n=300, single=3, repeat=2)
+    report = harness.run(cfg, only="baselines")
+    by_id = {r["id"]: r for r in report["rows"]}
+    rounds = by_id["lmdb.scan"]["detail"]["rounds"]
+    assert len(rounds) == 2 and by_id["lmdb.scan"]["value"] == max(rounds)
+    rounds = by_id["sqlite.latest10"]["detail"]["rounds"]
+    assert len(rounds) == 2 and by_id["sqlite.latest10"]["value"] == min(rounds)
+    assert "rounds" not in by_id["lmdb.batched_put"]["detail"]
 
 
 def test_flume_rows_never_crash_the_harness(tmp_path: Path) -> None:
-    cfg = tiny(tmp_path)
-    rows = flume_workloads.run(cfg, prepare(cfg))
-    assert [r.id for r in rows] == [rid for rid, _, _ in flume_workloads.ROWS]
+    report = harness.run(tiny(tmp_path), only="flume")
+    rows = report["rows"]
+    assert [r["id"] for r in rows] == [rid for rid, _, _ in flume_workloads.ROWS]
     if not flume_workloads.CORE:
-        assert all(r.status == NOT_AVAILABLE and r.note for r in rows)
+        assert all(r["status"] == NOT_AVAILABLE and r["note"] for r in rows)
     for r in rows:
-        assert r.status in (OK, NOT_AVAILABLE, "error"), r
-        assert (r.value is not None) == (r.status == OK), r
+        assert r["status"] in (OK, NOT_AVAILABLE, ERROR), r
+        assert (r["value"] is not None) == (r["status"] == OK), r
+    assert list(tmp_path.iterdir()) == [], "every fresh directory is removed"
 
 
 def test_targets_evaluate_to_na_when_rows_are_missing() -> None:
@@ -71,7 +82,7 @@ def test_command_writes_json_and_chart(tmp_path: Path) -> None:
         [
             sys.executable, "-m", "bench", "--n", "300", "--single", "5", "--queries", "5",
             "--gets", "50", "--count-repeats", "1", "--only", "baselines",
-            "--tmp", str(tmp_path), "--out", str(out),
+            "--tmp", str(tmp_path), "--out", str(out), "--no-chart",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -87,13 +98,18 @@ def test_command_writes_json_and_chart(tmp_path: Path) -> None:
     assert report["machine"]["versions"]["sqlite"]
     assert report["machine"]["versions"]["lmdb"]
     assert {r["status"] for r in report["rows"]} == {OK}
-    pngs = list(out.glob("*.png"))
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        assert pngs == [] and report["chart_missing"]
-    else:
-        assert len(pngs) == 1 and pngs[0].stat().st_size > 1000
+    assert list(out.glob("*.png")) == []  # --no-chart
+
+
+def test_chart(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    targets = evaluate([])
+    targets[0].update(value=0.9, verdict="pass")
+    targets[1].update(value=2.0, verdict="FAIL")
+    targets[-1].update(value=0.5, verdict="info")
+    png = tmp_path / "chart.png"
+    assert draw(targets, png, "smoke") is None
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 1000
 
 
 def test_report_formats_unavailable_rows() -> None:
@@ -102,7 +118,10 @@ def test_report_formats_unavailable_rows() -> None:
                     "versions": {"sqlite": "3"}},
         "data": {"mean_msgpack_bytes": 350.0, "generate_seconds": 1.0, "generate_rate": 1.0},
         "config": {"n": 1, "authors": 1, "seed": 0},
-        "rows": [r.to_json() for r in flume_workloads._unavailable("not yet")],
+        "rows": [
+            Row(rid, "flume", label, unit, status=NOT_AVAILABLE, note="not yet").to_json()
+            for rid, label, unit in flume_workloads.ROWS
+        ],
         "targets": evaluate([]),
         "timings": {"total": 1.0},
         "loadavg": {"start": None, "end": None},
