@@ -23,6 +23,14 @@ import ormsgpack
 from flume.errors import CorruptionError, EncodeError
 
 _packer_options: dict[str, Any] = {"use_bin_type": True, "strict_types": False}
+# ormsgpack would store datetimes, UUIDs, enums and dataclasses (as strings or dicts) where
+# flume promises an EncodeError: pass them through to msgpack, which refuses them.
+_FAST_OPTIONS = (
+    ormsgpack.OPT_PASSTHROUGH_DATETIME
+    | ormsgpack.OPT_PASSTHROUGH_UUID
+    | ormsgpack.OPT_PASSTHROUGH_ENUM
+    | ormsgpack.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 def encode(value: Any) -> bytes:
@@ -32,7 +40,7 @@ def encode(value: Any) -> bytes:
         EncodeError: the value (or something inside it) is not storable.
     """
     try:
-        fast: bytes = ormsgpack.packb(value)
+        fast: bytes = ormsgpack.packb(value, option=_FAST_OPTIONS)
         return fast
     except Exception:
         pass
