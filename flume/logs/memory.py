@@ -14,7 +14,7 @@ from flume.logs.base import BaseLog
 class MemoryLog(BaseLog):
     """An in-memory log; ``dir`` is None, so a database on it keeps its views in memory too."""
 
-    dir = None
+    dir: str | None = None
 
     def __init__(self) -> None:
         super().__init__(readonly=False)
