@@ -392,6 +392,12 @@ class Flume:
                 # non-durable commit had not flushed); or never written: start from empty.
                 self._store.wipe(name)
                 since = -1
+                # Store the meta record now, not with the first batch: a view declared on an
+                # empty log is stored too, so a Query view declared there is mounted by every
+                # later open (and kept current by every writer).
+                batch = self._store.batch()
+                batch.put_meta(name, {**expected, "since": -1})
+                self._store.write(batch)
         since_obv: Obv[int] = Obv(since)
         mounted = _Mounted(name=name, view=view, since=since_obv, proxy=None, expected=expected)  # type: ignore[arg-type]
         mounted.proxy = MountedView(self, mounted)
