@@ -36,6 +36,8 @@ FORMAT_VERSION = 1
 _SEQ_BYTES = 8
 _INITIAL_MAP_SIZE = 1 << 30
 _MAX_READERS = 1024
+# What LMDB raises when it reads a damaged page: reads turn these into CorruptionError.
+_DAMAGE = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.PanicError, lmdb.BadValsizeError)
 
 
 def seq_key(seq: int) -> bytes:
@@ -261,6 +263,11 @@ class LmdbLog(BaseLog):
                 else:
                     try:
                         yield txn
+                    except _DAMAGE as e:
+                        raise CorruptionError(
+                            f"{self.dir}: the log is damaged ({type(e).__name__}: {e}); run "
+                            "`flume verify` and restore it from a copy"
+                        ) from None
                     finally:
                         txn.abort()
                     return
