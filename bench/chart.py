@@ -46,7 +46,8 @@ def draw(targets: list[dict[str, Any]], path: Path, title: str) -> str | None:
             ax.text(math.sqrt(low * high), y, "not available", va="center", ha="center", fontsize=8)
             continue
         ax.barh(y, max(v, low) - low, left=low, color=color)
-        ax.text(max(v, low) * 1.08, y, f"{v:.3g}", va="center", fontsize=8)
+        right = max(v, low, t["target"] or 0.0)  # write the value clear of the target tick
+        ax.text(right * 1.12, y, f"{v:.3g}", va="center", fontsize=8)
         if t["target"] is not None:
             ax.plot([t["target"]] * 2, [y - 0.42, y + 0.42], color="black", linewidth=2)
     ax.set_xscale("log")

@@ -60,6 +60,20 @@ def _git_commit(repo: Path) -> str | None:
     return out.stdout.strip() or None
 
 
+def _git_dirty(repo: Path) -> bool | None:
+    """Whether the work tree has changes to tracked files that the commit does not hold."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def describe() -> dict[str, Any]:
     """CPU model, cores, memory, OS, Python and library versions, and the repo's commit."""
     memory = _memory_bytes()
@@ -72,4 +86,5 @@ def describe() -> dict[str, Any]:
         "python_implementation": platform.python_implementation(),
         "versions": {**{p: _version(p) for p in PACKAGES}, "sqlite": sqlite3.sqlite_version},
         "git_commit": _git_commit(Path(__file__).resolve().parents[1]),
+        "git_dirty": _git_dirty(Path(__file__).resolve().parents[1]),
     }
