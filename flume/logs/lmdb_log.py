@@ -45,17 +45,22 @@ def seq_key(seq: int) -> bytes:
 
 
 class _ReadersWriterLock:
-    """Many transactions at once, or one map resize alone."""
+    """Many transactions at once, or one map resize alone.
+
+    A waiting resize goes first: new transactions wait for it, so a thread that reads in a
+    loop cannot starve it (and with it every append). Not reentrant: never nest ``shared()``.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._writer = False
+        self._waiting_writers = 0
 
     @contextmanager
     def shared(self) -> Iterator[None]:
         with self._cond:
-            while self._writer:
+            while self._writer or self._waiting_writers:
                 self._cond.wait()
             self._readers += 1
         try:
@@ -69,8 +74,15 @@ class _ReadersWriterLock:
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
+            self._waiting_writers += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            except BaseException:
+                self._waiting_writers -= 1
+                self._cond.notify_all()  # readers held back by this waiter may go on
+                raise
+            self._waiting_writers -= 1
             self._writer = True
         try:
             yield
