@@ -33,6 +33,7 @@ from typing import Any
 
 import lmdb
 import msgpack
+import ormsgpack
 from rocksdict import Options, Rdict, ReadOptions, WriteBatch
 
 from bench.common import (
@@ -56,11 +57,27 @@ from bench.common import (
 MAP_SIZE = 64 << 30
 
 _seq_key = struct.Struct(">Q").pack
-_packb = msgpack.packb
+Pack = Callable[[Any], bytes]
+Unpack = Callable[[bytes], Any]
 
 
-def _unpackb(data: bytes) -> Any:
+def _msgpack_unpackb(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _ormsgpack_packb(value: Any) -> bytes:
+    data: bytes = ormsgpack.packb(value)
+    return data
+
+
+#: The msgpack libraries the raw baselines can encode and decode with (``--codec``).
+#: Both write the same bytes for these messages.
+CODECS: dict[str, tuple[Pack, Unpack]] = {
+    "msgpack": (msgpack.packb, _msgpack_unpackb),
+    "ormsgpack": (_ormsgpack_packb, ormsgpack.unpackb),
+}
+
+_packb, _unpackb = CODECS["msgpack"]
 
 
 def _check(row: Row, ok: bool, what: str) -> Row:
@@ -79,32 +96,31 @@ def open_lmdb(path: Path) -> Any:
     return lmdb.open(str(path), map_size=MAP_SIZE, subdir=True, sync=True, metasync=True)
 
 
-def lmdb_batched_put(env: Any, messages: list[dict[str, Any]]) -> int:
+def lmdb_batched_put(env: Any, messages: list[dict[str, Any]], packb: Pack = _packb) -> int:
     """Encode and append every message, 1,000 per durable transaction; return how many."""
     seq = 0
     for chunk in batches(messages):
         with env.begin(write=True) as txn:
             put = txn.put
             for m in chunk:
-                if not put(_seq_key(seq), _packb(m), append=True):
+                if not put(_seq_key(seq), packb(m), append=True):
                     raise RuntimeError(f"LMDB refused appending seq {seq}")
                 seq += 1
     return seq
 
 
-def lmdb_single_put(env: Any, messages: list[dict[str, Any]]) -> int:
+def lmdb_single_put(env: Any, messages: list[dict[str, Any]], packb: Pack = _packb) -> int:
     """Append every message in its own durable transaction (one fsync each)."""
     for seq, m in enumerate(messages):
         with env.begin(write=True) as txn:
-            if not txn.put(_seq_key(seq), _packb(m), append=True):
+            if not txn.put(_seq_key(seq), packb(m), append=True):
                 raise RuntimeError(f"LMDB refused appending seq {seq}")
     return len(messages)
 
 
-def lmdb_scan(env: Any) -> int:
+def lmdb_scan(env: Any, unpackb: Unpack = _unpackb) -> int:
     """Read every record in seq order with a cursor and decode it; return how many."""
     n = 0
-    unpackb = _unpackb
     with env.begin() as txn:
         for _key, value in txn.cursor():
             unpackb(value)
@@ -112,10 +128,9 @@ def lmdb_scan(env: Any) -> int:
     return n
 
 
-def lmdb_gets(env: Any, seqs: list[int]) -> int:
+def lmdb_gets(env: Any, seqs: list[int], unpackb: Unpack = _unpackb) -> int:
     """Fetch and decode the records at ``seqs`` (random order) in one read transaction."""
     keys = [_seq_key(s) for s in seqs]
-    unpackb = _unpackb
     with env.begin() as txn:
         get = txn.get
         for k in keys:
@@ -130,6 +145,7 @@ class Lmdb(System):
 
     def __init__(self, cfg: Config, data: Data, stack: ExitStack) -> None:
         super().__init__(cfg, data, stack)
+        self.packb, self.unpackb = CODECS[cfg.codec]
         self.dir = stack.enter_context(fresh_dir(cfg, "lmdb"))
         self.env = open_lmdb(self.dir)
         stack.callback(self.env.close)
@@ -142,20 +158,20 @@ class Lmdb(System):
         }
 
     def write(self) -> list[Row]:
-        seconds, n = timed(lambda: lmdb_batched_put(self.env, self.data.messages))
+        seconds, n = timed(lambda: lmdb_batched_put(self.env, self.data.messages, self.packb))
         return [
             rate_row("lmdb.batched_put", "lmdb", "append, 1000/txn, durable", n, seconds, "rec/s")
         ]
 
     def scan(self) -> list[Row]:
-        seconds, n = timed(lambda: lmdb_scan(self.env))
+        seconds, n = timed(lambda: lmdb_scan(self.env, self.unpackb))
         row = rate_row("lmdb.scan", "lmdb", "cursor scan + decode", n, seconds, "rec/s")
         return [_check(row, n == self.cfg.n, f"scanned {n} of {self.cfg.n}")]
 
     def get(self) -> list[Row]:
         if not self.data.get_seqs:
             return []
-        seconds, n = timed(lambda: lmdb_gets(self.env, self.data.get_seqs))
+        seconds, n = timed(lambda: lmdb_gets(self.env, self.data.get_seqs, self.unpackb))
         return [rate_row("lmdb.get", "lmdb", "random get + decode", n, seconds, "get/s")]
 
     def single(self) -> list[Row]:
@@ -163,7 +179,7 @@ class Lmdb(System):
         with fresh_dir(self.cfg, "lmdb-single") as path:
             env = open_lmdb(path)
             try:
-                seconds, n = timed(lambda: lmdb_single_put(env, single))
+                seconds, n = timed(lambda: lmdb_single_put(env, single, self.packb))
             finally:
                 env.close()
         return [rate_row("lmdb.single_put", "lmdb", "append, 1/txn, durable", n, seconds, "rec/s")]
@@ -187,7 +203,9 @@ def rocks_options() -> Options:
     return Options(raw_mode=True)
 
 
-def rocks_implied_work(env: Any, path: Path) -> tuple[int, int, dict[str, int]]:
+def rocks_implied_work(
+    env: Any, path: Path, packb: Pack = _packb, unpackb: Unpack = _unpackb
+) -> tuple[int, int, dict[str, int]]:
     """Build the three views' state from the LMDB log by hand.
 
     Returns (records read, index entries written, the counts by type).
@@ -195,7 +213,6 @@ def rocks_implied_work(env: Any, path: Path) -> tuple[int, int, dict[str, int]]:
     db = Rdict(str(path), rocks_options())
     counts: dict[str, int] = {}
     records = entries = 0
-    unpackb = _unpackb
     pack = _seq_key
     try:
         with env.begin() as txn:
@@ -215,20 +232,20 @@ def rocks_implied_work(env: Any, path: Path) -> tuple[int, int, dict[str, int]]:
                 in_batch += 1
                 if in_batch == BATCH:
                     wb.put(_META_SINCE, seq_key)
-                    wb.put(_META_COUNTS, _packb(counts))
+                    wb.put(_META_COUNTS, packb(counts))
                     db.write(wb)
                     wb = WriteBatch(raw_mode=True)
                     in_batch = 0
             if in_batch:
                 wb.put(_META_SINCE, seq_key)
-                wb.put(_META_COUNTS, _packb(counts))
+                wb.put(_META_COUNTS, packb(counts))
                 db.write(wb)
     finally:
         db.close()
     return records, entries, counts
 
 
-def rocks_latest10(db: Rdict, env: Any, author: str) -> list[Any]:
+def rocks_latest10(db: Rdict, env: Any, author: str, unpackb: Unpack = _unpackb) -> list[Any]:
     """The 10 latest messages of ``author``: reverse prefix scan, then fetch + decode from LMDB."""
     prefix = _AUTHOR_TS + author.encode() + b"\0"
     after = prefix[:-1] + b"\x01"  # the prefix with its last byte incremented
@@ -240,7 +257,7 @@ def rocks_latest10(db: Rdict, env: Any, author: str) -> list[Any]:
             key = it.key()
             if not key.startswith(prefix):
                 break
-            out.append(_unpackb(txn.get(key[-8:])))
+            out.append(unpackb(txn.get(key[-8:])))
             if len(out) == 10:
                 break
             it.prev()
@@ -270,6 +287,7 @@ class RocksDB(System):
 
     def __init__(self, cfg: Config, data: Data, stack: ExitStack, log: Lmdb) -> None:
         super().__init__(cfg, data, stack)
+        self.packb, self.unpackb = CODECS[cfg.codec]
         self.log = log
         self.dir = stack.enter_context(fresh_dir(cfg, "rocksdb"))
         self._db: Rdict | None = None
@@ -295,7 +313,7 @@ class RocksDB(System):
 
     def implied_work(self) -> list[Row]:
         seconds, (records, entries, counts) = timed(
-            lambda: rocks_implied_work(self.log.env, self.dir)
+            lambda: rocks_implied_work(self.log.env, self.dir, self.packb, self.unpackb)
         )
         row = Row(
             "rocksdb.implied_work",
@@ -311,7 +329,9 @@ class RocksDB(System):
 
     def latest10(self) -> list[Row]:
         db, env = self.db, self.log.env
-        return [_latest10_row("rocksdb", self.data, lambda a: rocks_latest10(db, env, a))]
+        return [
+            _latest10_row("rocksdb", self.data, lambda a: rocks_latest10(db, env, a, self.unpackb))
+        ]
 
     def count(self) -> list[Row]:
         db = self.db

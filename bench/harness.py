@@ -38,6 +38,12 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     p.add_argument(
         "--repeat", type=int, default=1, help="rounds of the read workloads, best kept (1)"
     )
+    p.add_argument(
+        "--codec",
+        choices=("msgpack", "ormsgpack"),
+        default="msgpack",
+        help="msgpack library of the raw LMDB/RocksDB baselines (default msgpack)",
+    )
     p.add_argument("--threads", type=int, default=8, help="threads of the concurrent appends (8)")
     p.add_argument("--authors", type=int, default=1000, help="distinct authors (default 1,000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the read plans (0)")
@@ -70,6 +76,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         gets=a.gets if a.n else 0,
         count_repeats=a.count_repeats,
         repeat=a.repeat,
+        codec=a.codec,
         threads=a.threads,
         authors=a.authors,
         seed=a.seed,
@@ -189,7 +196,8 @@ def format_report(report: dict[str, Any]) -> str:
     """The human-readable tables of a report."""
     m, d, c = report["machine"], report["data"], report["config"]
     lines = [
-        f"flume benchmark: n={c['n']:,} messages, {c['authors']} authors, seed {c['seed']}; "
+        f"flume benchmark: n={c['n']:,} messages, {c['authors']} authors, seed {c['seed']}, "
+        f"baselines encode with {c.get('codec', 'msgpack')}; "
         f"mean {d['mean_msgpack_bytes']:.0f} B as msgpack; generated in "
         f"{d['generate_seconds']:.1f} s ({_fmt(d['generate_rate'])} msg/s)",
         f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['os']}, "

@@ -14,10 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `bench` is a top-level folder, not an installed package
 
-from bench import flume_workloads, harness  # noqa: E402
+from bench import baselines, flume_workloads, harness  # noqa: E402
 from bench.chart import draw  # noqa: E402
 from bench.common import ERROR, NOT_AVAILABLE, OK, Config, Row  # noqa: E402
 from bench.ratios import TARGETS, evaluate  # noqa: E402
+from flume import sample  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,9 +49,10 @@ def test_baselines_measure_and_agree(tmp_path: Path) -> None:
 
 
 def test_read_phases_repeat_and_keep_the_best(tmp_path: Path) -> None:
-    cfg = replace(tiny(tmp_path), n=300, single=3, repeat=2)
+    cfg = replace(tiny(tmp_path), n=300, single=3, repeat=2, codec="ormsgpack")
     report = harness.run(cfg, only="baselines")
     by_id = {r["id"]: r for r in report["rows"]}
+    assert {r["status"] for r in report["rows"]} == {OK}
     rounds = by_id["lmdb.scan"]["detail"]["rounds"]
     assert len(rounds) == 2 and by_id["lmdb.scan"]["value"] == max(rounds)
     rounds = by_id["sqlite.latest10"]["detail"]["rounds"]
@@ -68,6 +70,13 @@ def test_flume_rows_never_crash_the_harness(tmp_path: Path) -> None:
         assert r["status"] in (OK, NOT_AVAILABLE, ERROR), r
         assert (r["value"] is not None) == (r["status"] == OK), r
     assert list(tmp_path.iterdir()) == [], "every fresh directory is removed"
+
+
+def test_both_codecs_write_the_same_bytes() -> None:
+    for m in sample.messages(500, seed=4):
+        packb, unpackb = baselines.CODECS["ormsgpack"]
+        data = baselines.CODECS["msgpack"][0](m)
+        assert packb(m) == data and unpackb(data) == m
 
 
 def test_targets_evaluate_to_na_when_rows_are_missing() -> None:
