@@ -1,0 +1,1278 @@
+"""The ``flume`` command (also ``python -m flume``): a thin command line over the library.
+
+Values go in and out as JSON lines (one JSON value per line). Reads take the library's range
+vocabulary (``--gt/--gte/--lt/--lte/--reverse/--limit/--live/--old/--no-old``). Read-only
+commands (get, stream, query, index list, status, export, verify) open the directory with
+``readonly=True``, so they work while another process writes to it; write commands (append,
+import, index add/drop, rebuild, demo) take the writer lock and fail clearly when another
+writer holds it. Every error is one line on stderr, ``flume: error: ...``, with a non-zero
+exit code: 1 for a failed operation, 2 for a wrong command line.
+
+JSON cannot hold everything flume stores: bytes are shown as ``{"$base64": "..."}`` by the
+display commands (get, stream, query); ``export`` refuses them unless ``--base64-bytes`` is
+given (and ``import --base64-bytes`` turns them back into bytes). Dict keys that are not
+strings are shown as strings, and refused by ``export``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import datetime
+import json
+import os
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, NoReturn, Self, TypeVar
+
+import click
+
+import flume
+from flume import codec
+from flume.errors import (
+    DirectoryNotFoundError,
+    FlumeError,
+    LockedError,
+    NotFoundError,
+    QueryError,
+)
+
+__all__ = ["cli", "main"]
+
+#: Values appended per ``append_many`` transaction by ``append`` and ``import``.
+BATCH = 1000
+#: The name of the Query view the CLI uses when ``--view`` is not given.
+DEFAULT_VIEW = "query"
+#: How often progress bars poll the views while waiting for them.
+POLL_SECONDS = 0.05
+#: The key that stands for bytes in JSON output: ``{"$base64": "aGk="}``.
+BYTES_KEY = "$base64"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class CliError(click.ClickException):
+    """A failed command: printed as ``flume: error: <message>``, exit code 1."""
+
+    exit_code = 1
+
+
+def fail(message: str) -> NoReturn:
+    """Stop the command with ``flume: error: <message>`` on stderr and exit code 1."""
+    raise CliError(message)
+
+
+def _error_line(message: str) -> None:
+    text = " ".join(message.split())  # one line, whatever the message held
+    click.echo(f"flume: error: {text}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``flume`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit
+    code. Errors never show a traceback: one line on stderr, then a non-zero code."""
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="flume",
+                          standalone_mode=False)
+    except click.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        _error_line(e.format_message() + hint)
+        return e.exit_code
+    except click.ClickException as e:
+        _error_line(e.format_message())
+        return e.exit_code
+    except FlumeError as e:
+        _error_line(str(e))
+        return 1
+    except click.Abort:
+        click.echo("", err=True)
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`flume stream DIR | head`): stop quietly, as `cat` would.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as e:
+        _error_line(str(e))
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+# -- JSON in and out ---------------------------------------------------------------------------
+
+
+class _NotJson(Exception):
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def _jsonable(value: Any, strict: bool, base64_bytes: bool) -> Any:
+    """``value`` with bytes as ``{"$base64": ...}`` (when ``base64_bytes``) and, unless
+    ``strict``, non-string dict keys as strings. ``strict`` raises :class:`_NotJson` for what
+    JSON cannot hold exactly."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, list):
+        return [_jsonable(v, strict, base64_bytes) for v in value]
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                if strict:
+                    raise _NotJson(f"a dict key of type {type(k).__name__} ({k!r:.40})")
+                # As json.dumps shows them: 1 -> "1", None -> "null"; a tuple key as its JSON.
+                k = json.dumps(_jsonable(k, False, True), ensure_ascii=False)
+            out[k] = _jsonable(v, strict, base64_bytes)
+        return out
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        if not base64_bytes:
+            raise _NotJson(f"bytes ({bytes(value)[:20]!r})")
+        return {BYTES_KEY: base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, tuple):
+        return [_jsonable(v, strict, base64_bytes) for v in value]
+    raise _NotJson(f"a value of type {type(value).__name__}")
+
+
+def _bytes_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {BYTES_KEY: base64.b64encode(bytes(value)).decode("ascii")}
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def dumps(value: Any) -> str:
+    """One JSON line for display: bytes as ``{"$base64": ...}``, other keys as strings."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_bytes_default)
+    except (TypeError, ValueError):
+        return json.dumps(_jsonable(value, False, True), ensure_ascii=False)
+
+
+def dumps_exact(value: Any, base64_bytes: bool) -> str:
+    """One JSON line that loads back to exactly ``value``, or :class:`_NotJson`."""
+    return json.dumps(_jsonable(value, True, base64_bytes), ensure_ascii=False)
+
+
+def _from_base64(value: Any) -> Any:
+    """Undo ``{"$base64": ...}``: such single-key dicts become bytes, anywhere in ``value``."""
+    if isinstance(value, list):
+        return [_from_base64(v) for v in value]
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(BYTES_KEY), str):
+            return base64.b64decode(value[BYTES_KEY], validate=True)
+        return {k: _from_base64(v) for k, v in value.items()}
+    return value
+
+
+class _Out:
+    """Buffered lines to stdout; ``flush_each`` for live output."""
+
+    def __init__(self, flush_each: bool = False) -> None:
+        self._stream = sys.stdout
+        self._flush_each = flush_each
+
+    def line(self, text: str) -> None:
+        self._stream.write(text)
+        self._stream.write("\n")
+        if self._flush_each:
+            self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.flush()
+
+
+# -- opening -----------------------------------------------------------------------------------
+
+
+def open_db(directory: str, *, write: bool, timeout: float | None = None) -> flume.Flume:
+    """Open ``directory`` for a command: read-only commands with ``readonly=True`` (they never
+    create it); write commands take the writer lock (creating the directory when missing).
+
+    Raises (as one-line CLI errors): a missing directory, a directory locked by a writer.
+    """
+    try:
+        if write:
+            return flume.open(directory)
+        if timeout is None:
+            return flume.open(directory, readonly=True)
+        return flume.open(directory, readonly=True, timeout=timeout)
+    except DirectoryNotFoundError:
+        fail(
+            f"{directory} does not exist: there is no flume database there (create one with "
+            f"`flume append {shlex.quote(directory)} FILE` or `flume demo {shlex.quote(directory)}`)"
+        )
+    except LockedError as e:
+        first = str(e).split(";")[0]
+        fail(
+            f"{first}; only one writer at a time: stop it first, or use read-only commands "
+            "(get, stream, query, status, export, verify, index list), which work alongside it"
+        )
+
+
+def _query_views(db: flume.Flume) -> dict[str, flume.MountedView]:
+    return {name: m for name, m in db.views.items() if m.view.kind == "query"}
+
+
+def query_view(db: flume.Flume, name: str | None, directory: str) -> Any:
+    """The Query view ``name`` of ``db`` (default: ``query``, or the only Query view): a
+    :class:`flume.MountedView` with ``read`` and ``explain`` (set per view at mount, hence
+    ``Any`` to the type checker)."""
+    views = _query_views(db)
+    if name is None:
+        if DEFAULT_VIEW in views or len(views) != 1:
+            name = DEFAULT_VIEW
+        else:
+            name = next(iter(views))
+    if name not in views:
+        where = f"Query views there: {', '.join(sorted(views))}" if views else "it has none"
+        fail(
+            f"{directory} has no Query view named {name!r} ({where}); declare an index with "
+            f"`flume index add {shlex.quote(directory)} NAME PATH...`"
+        )
+    return views[name]
+
+
+def _indexes_of(view: flume.MountedView) -> dict[str, list[list[str]]]:
+    definition = view.view.definition() or {}
+    indexes = definition.get("indexes", {}) if isinstance(definition, dict) else {}
+    return {str(k): [list(p) for p in v] for k, v in indexes.items()}
+
+
+# -- progress ----------------------------------------------------------------------------------
+
+
+class _NoBar:
+    """A progress bar that shows nothing (output that is not a terminal)."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def update(self, n: int) -> None:
+        pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _progress(length: int, label: str, file: IO[str] | None = None) -> Any:
+    """A click progress bar on ``file`` (default stderr), or nothing when that is not a
+    terminal (so that piped and captured output holds no bars)."""
+    out = file if file is not None else sys.stderr
+    if not out.isatty():
+        return _NoBar(max(length, 1))
+    return click.progressbar(
+        length=max(length, 1),
+        label=label,
+        file=out,  # type: ignore[arg-type]
+        show_pos=True,
+        width=30,
+    )
+
+
+def wait_for_views(
+    db: flume.Flume, label: str = "indexing", file: IO[str] | None = None,
+    names: Iterable[str] | None = None,
+) -> float:
+    """Block until the mounted views (or those ``names``) have caught up with the log,
+    showing a progress bar when that takes a while; return the seconds it took.
+
+    Raises:
+        ViewError: a view stopped on an entry.
+    """
+    started = time.monotonic()
+    wanted = set(db.views) if names is None else set(names)
+
+    def state() -> tuple[int, int]:
+        status = db.status()
+        target = status["since"] + 1
+        done = total = 0
+        for name, info in status["views"].items():
+            if name not in wanted:
+                continue
+            if info["state"] == "failed":
+                db.views[name].ready()  # raises the view's error
+            total += target
+            done += min(target, info["since"] + 1)
+        return done, total
+
+    done, total = state()
+    if done >= total:
+        return time.monotonic() - started
+    # Short waits need no bar; long ones get one.
+    deadline = time.monotonic() + 0.3
+    while done < total and time.monotonic() < deadline:
+        time.sleep(0.02)
+        done, total = state()
+    if done < total:
+        with _progress(total, label, file) as bar:
+            shown = 0
+            while True:
+                bar.update(done - shown)
+                shown = done
+                if done >= total:
+                    break
+                time.sleep(POLL_SECONDS)
+                done, total = state()
+                if total != bar.length:
+                    bar.length = max(total, 1)
+    for name in wanted:
+        db.views[name].ready()
+    return time.monotonic() - started
+
+
+# -- shared options ----------------------------------------------------------------------------
+
+DIR = click.argument("directory", metavar="DIR", type=click.Path(file_okay=True, dir_okay=True))
+
+
+def seq_range_options(f: F) -> F:
+    """``--gt/--gte/--lt/--lte``: bounds on seqs, as in ``db.stream(gt=..., ...)``."""
+    for name, text in reversed((
+        ("--gt", "only seqs greater than this"),
+        ("--gte", "only seqs greater than or equal to this"),
+        ("--lt", "only seqs less than this"),
+        ("--lte", "only seqs less than or equal to this"),
+    )):
+        f = click.option(name, type=int, default=None, metavar="SEQ", help=text)(f)
+    return f
+
+
+def read_options(f: F) -> F:
+    """``--reverse --limit --live --old/--no-old``, as in the library's reads."""
+    f = click.option("--old/--no-old", default=True, show_default=True,
+                     help="with --live: also output what is already there (--no-old: only new "
+                     "entries)")(f)
+    f = click.option("--live", is_flag=True,
+                     help="keep going: output new entries as they are appended, until Ctrl-C")(f)
+    f = click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
+                     help="output at most N items (0 outputs nothing)")(f)
+    f = click.option("--reverse", is_flag=True, help="newest first (descending order)")(f)
+    return f
+
+
+# -- the command group -------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="flumedb", prog_name="flume", message="%(prog)s %(version)s")
+def cli() -> None:
+    """flume: an embedded database of one append-only log and views streamed from it.
+
+    Start with `flume demo`, which builds a 100,000-message social feed with three views and
+    queries it. Values go in and out as JSON lines. Read-only commands (get, stream, query,
+    index list, status, export, verify) work while another process writes to the directory.
+    """
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("directory", metavar="[DIR]", required=False, type=click.Path())
+@click.option("--n", "count", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="how many messages to generate")
+@click.option("--authors", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="how many authors write them")
+def demo(directory: str | None, count: int, authors: int) -> None:
+    """Build a sample social feed in DIR and query it: what flume is for, in one command.
+
+    Generates COUNT deterministic social-feed messages (posts, votes, contacts, abouts, as in
+    Secure Scuttlebutt), appends them with a progress bar, declares three views (a Reduce, an
+    Index and a Query view), waits for them, runs a handful of queries, printing each answer,
+    its plan (explain) and its time, then shows the commands to query DIR yourself. Without
+    DIR it uses a fresh temporary directory (kept afterwards, so you can query it).
+    """
+    run_demo(directory, count, authors)
+
+
+# -- append / import ---------------------------------------------------------------------------
+
+
+class _Source:
+    """JSON lines from a file or stdin, read twice: first checked whole, then appended.
+
+    stdin is copied to a temporary file as it is checked, so it too is read twice from disk,
+    in constant memory.
+    """
+
+    def __init__(self, path: str, base64_bytes: bool) -> None:
+        self.path = path
+        self.label = "stdin" if path == "-" else path
+        self.base64_bytes = base64_bytes
+        self._spool: IO[bytes] | None = None
+        self.size = 0 if path == "-" else os.path.getsize(path)
+        self.lines = 0
+        self.values = 0
+
+    def _parse(self, number: int, raw: bytes) -> Any:
+        try:
+            text = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            fail(f"{self.label} line {number}: not UTF-8 ({e.reason} at byte {e.start}); "
+                 "nothing was appended")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            fail(f"{self.label} line {number}: not valid JSON ({e.msg} at column {e.colno}); "
+                 "nothing was appended")
+        if self.base64_bytes:
+            try:
+                value = _from_base64(value)
+            except (binascii.Error, ValueError) as e:
+                fail(f"{self.label} line {number}: a {BYTES_KEY!r} value is not base64 ({e}); "
+                     "nothing was appended")
+        return value
+
+    def _raw_lines(self, progress: Any = None, first: bool = False) -> Iterator[tuple[int, bytes]]:
+        if self.path == "-" and first:
+            stream: IO[bytes] = sys.stdin.buffer
+        elif self._spool is not None:
+            self._spool.seek(0)
+            stream = self._spool
+        else:
+            stream = open(self.path, "rb")  # noqa: SIM115 (closed below)
+        try:
+            for number, raw in enumerate(stream, 1):
+                if progress is not None:
+                    progress.update(len(raw))
+                if raw.strip():
+                    yield number, raw
+        finally:
+            if stream is not sys.stdin.buffer and stream is not self._spool:
+                stream.close()
+
+    def check(self) -> None:
+        """Parse and encode every line; fail on the first bad one (naming its line)."""
+        if self.path == "-":
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        with self._bar("checking") as bar:
+            for number, raw in self._raw_lines(bar, first=True):
+                if self._spool is not None:
+                    self._spool.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                value = self._parse(number, raw)
+                try:
+                    codec.encode(value)
+                except FlumeError as e:
+                    fail(f"{self.label} line {number}: {e}; nothing was appended")
+                self.values += 1
+
+    def batches(self) -> Iterator[list[Any]]:
+        """The values, in batches of :data:`BATCH`, parsed again (they were checked)."""
+        batch: list[Any] = []
+        with self._bar("appending") as bar:
+            for number, raw in self._raw_lines(bar):
+                batch.append(self._parse(number, raw))
+                if len(batch) >= BATCH:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+    @contextlib.contextmanager
+    def _bar(self, label: str) -> Iterator[Any]:
+        if self.path == "-" or self.size == 0:
+            yield None
+            return
+        with _progress(self.size, label) as bar:
+            yield bar
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+
+def _append_file(db: flume.Flume, source: _Source) -> tuple[int, int]:
+    """Append the checked source in batches of :data:`BATCH`; return (values, last seq)."""
+    last = db.since.value
+    for batch in source.batches():
+        last = db.append_many(batch)
+    return source.values, last
+
+
+@cli.command()
+@DIR
+@click.argument("file", metavar="[FILE|-]", default="-",
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+def append(directory: str, file: str) -> None:
+    """Append JSON lines from FILE (or stdin) to the log in DIR; print the last seq.
+
+    Each non-blank line is one JSON value, appended as one entry. The whole input is checked
+    first, so a bad line N is reported (`line N: ...`) with nothing written; then it is
+    appended in transactions of 1,000 values. Creates DIR when missing. Before exiting, waits
+    for the Query views stored in DIR to index the new entries, so later reads need no writer.
+    """
+    source = _Source(file, base64_bytes=False)
+    try:
+        started = time.monotonic()
+        source.check()  # before opening: a bad input leaves no trace, not even a new DIR
+        db = open_db(directory, write=True)
+        try:
+            n, last = _append_file(db, source)
+            took = time.monotonic() - started
+            wait_for_views(db)
+        finally:
+            db.close()
+    finally:
+        source.close()
+    click.echo(f"appended {n:,} values in {took:.2f} s", err=True)
+    click.echo(str(last))
+
+
+@cli.command(name="import")
+@DIR
+@click.argument("file", metavar="FILE|-", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--base64-bytes", is_flag=True,
+              help='turn {"$base64": "..."} objects back into bytes (undoes export --base64-bytes)')
+def import_(directory: str, file: str, base64_bytes: bool) -> None:
+    """Restore an export (JSON lines, one value each) into a new or empty DIR.
+
+    Every value gets the seq it had when exported from a whole log, so `flume export A >
+    a.jsonl; flume import B a.jsonl` makes B's log equal A's (lossless for JSON data). Like
+    `append`, it checks the whole file first: a bad line writes nothing. Refuses a DIR that
+    already holds entries (use `flume append` to add to a log).
+    """
+    source = _Source(file, base64_bytes=base64_bytes)
+    try:
+        source.check()
+        db = open_db(directory, write=True)
+        try:
+            if db.since.value >= 0:
+                fail(
+                    f"{directory} already holds {db.since.value + 1:,} entries; import restores "
+                    "an export into a new or empty directory (use `flume append` to add to a log)"
+                )
+            n, last = _append_file(db, source)
+            wait_for_views(db)
+        finally:
+            db.close()
+    finally:
+        source.close()
+    click.echo(f"imported {n:,} values", err=True)
+    click.echo(str(last))
+
+
+# -- get / stream / export ---------------------------------------------------------------------
+
+
+@cli.command()
+@DIR
+@click.argument("seq", type=int)
+def get(directory: str, seq: int) -> None:
+    """Print the value at SEQ (as one JSON line)."""
+    db = open_db(directory, write=False)
+    try:
+        try:
+            value = db.get(seq)
+        except NotFoundError:
+            last = db.since.value
+            fail(f"seq {seq} is not in the log of {directory} "
+                 + (f"(it holds seqs 0..{last})" if last >= 0 else "(it is empty)"))
+        click.echo(dumps(value))
+    finally:
+        db.close()
+
+
+def _stream_args(gt: int | None, gte: int | None, lt: int | None, lte: int | None,
+                 reverse: bool, limit: int | None, live: bool, old: bool) -> dict[str, Any]:
+    return {"gt": gt, "gte": gte, "lt": lt, "lte": lte, "reverse": reverse, "limit": limit,
+            "live": live, "old": old}
+
+
+@cli.command()
+@DIR
+@seq_range_options
+@read_options
+@click.option("--values-only", is_flag=True,
+              help='output bare values, not {"seq": N, "value": ...} objects')
+def stream(directory: str, gt: int | None, gte: int | None, lt: int | None, lte: int | None,
+           reverse: bool, limit: int | None, live: bool, old: bool, values_only: bool) -> None:
+    """Output log entries as JSON lines: {"seq": N, "value": ...} (or bare values).
+
+    Like `db.stream(...)`: in seq order (newest first with --reverse), bounded by
+    --gt/--gte/--lt/--lte; --live goes on with new appends (from a writer in another process)
+    until Ctrl-C.
+    """
+    db = open_db(directory, write=False)
+    out = _Out(flush_each=live)
+    try:
+        entries = db.stream(**_stream_args(gt, gte, lt, lte, reverse, limit, live, old))
+        with entries:
+            if values_only:
+                for e in entries:
+                    out.line(dumps(e.value))
+            else:
+                for e in entries:
+                    out.line(dumps({"seq": e.seq, "value": e.value}))
+    finally:
+        out.close()
+        db.close()
+
+
+@cli.command()
+@DIR
+@seq_range_options
+@click.option("--base64-bytes", is_flag=True,
+              help='write bytes as {"$base64": "..."} (import --base64-bytes reads them back); '
+              "without it, a value holding bytes is an error")
+def export(directory: str, gt: int | None, gte: int | None, lt: int | None, lte: int | None,
+           base64_bytes: bool) -> None:
+    """Write every value of the log as JSON lines, in seq order (for `flume import`).
+
+    Lossless for JSON data: `flume import` of the output recreates the same log. A value JSON
+    cannot hold exactly (bytes, dict keys that are not strings) stops the export with an error
+    naming its seq, unless --base64-bytes covers it.
+    """
+    db = open_db(directory, write=False)
+    out = _Out()
+    try:
+        with db.stream(gt=gt, gte=gte, lt=lt, lte=lte) as entries:
+            for seq, value in entries:
+                try:
+                    out.line(dumps_exact(value, base64_bytes))
+                except _NotJson as e:
+                    hint = " (add --base64-bytes)" if e.what.startswith("bytes") else ""
+                    fail(f"seq {seq} holds {e.what}, which JSON cannot hold exactly{hint}; "
+                         "export is lossless only for JSON data")
+    finally:
+        out.close()
+        db.close()
+
+
+# -- query -------------------------------------------------------------------------------------
+
+
+def parse_query_arg(text: str) -> Any:
+    """The QUERY argument: JSON text, or ``@FILE`` to read it from a file."""
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            fail(f"cannot read the query file {text[1:]}: {e.strerror}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        fail(f"QUERY is not valid JSON: {e.msg} at column {e.colno} (quote it for the shell: "
+             "'[{\"$filter\": ...}]')")
+
+
+def _query_error(e: QueryError) -> NoReturn:
+    fail(f"malformed query at {e.path}: {e.reason}")
+
+
+@cli.command()
+@DIR
+@click.argument("query_text", metavar="QUERY")
+@click.option("--explain", is_flag=True,
+              help="print the plan (index, key range, covered, scores) instead of running it")
+@click.option("--view", "view_name", default=None, metavar="NAME",
+              help=f"the Query view to use (default: {DEFAULT_VIEW!r}, or the only one)")
+@read_options
+@click.option("--seqs", is_flag=True,
+              help='output {"seq": N, "value": ...} objects (queries of $filter and $sort only)')
+@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+              help="how long to wait for the view to catch up with the log (default 10)")
+def query(directory: str, query_text: str, explain: bool, view_name: str | None, reverse: bool,
+          limit: int | None, live: bool, old: bool, seqs: bool, timeout: float | None) -> None:
+    """Run a map-filter-reduce QUERY (JSON) over a Query view; output JSON lines.
+
+    QUERY is a list of stages, e.g. '[{"$filter": {"value": {"author": "@a"}}}]', or @FILE.
+    The view picks the best index for the first $filter (see --explain). The view's
+    definitions are stored in DIR, so no code is needed; `flume index add` declares them.
+    """
+    parsed = parse_query_arg(query_text)
+    db = open_db(directory, write=False, timeout=timeout)
+    out = _Out(flush_each=live)
+    try:
+        view = query_view(db, view_name, directory)
+        try:
+            if explain:
+                click.echo(json.dumps(view.explain(parsed), indent=2, ensure_ascii=False,
+                                      default=_bytes_default))
+                return
+            items = view.read(parsed, reverse=reverse, limit=limit, live=live, old=old, seqs=seqs)
+            with contextlib.closing(items):
+                if seqs:
+                    for seq, value in items:
+                        out.line(dumps({"seq": seq, "value": value}))
+                else:
+                    for item in items:
+                        out.line(dumps(item))
+        except QueryError as e:
+            _query_error(e)
+    finally:
+        out.close()
+        db.close()
+
+
+# -- index add / list / drop -------------------------------------------------------------------
+
+
+def parse_path(text: str) -> list[str]:
+    """``value.author`` -> ``["value", "author"]``; a JSON list (``'["a.b", "c"]'``) for keys
+    holding dots."""
+    if text.startswith("["):
+        try:
+            path = json.loads(text)
+        except json.JSONDecodeError as e:
+            fail(f"path {text!r} is not a JSON list: {e.msg}")
+        if not isinstance(path, list) or not path or not all(isinstance(s, str) for s in path):
+            fail(f"path {text!r}: a JSON path is a non-empty list of strings")
+        return path
+    steps = text.split(".")
+    if not text or any(not s for s in steps):
+        fail(f"path {text!r} has an empty step; write paths like value.author")
+    return steps
+
+
+def format_path(path: Sequence[str]) -> str:
+    """``["value", "author"]`` -> ``value.author`` (a JSON list when a key holds a dot)."""
+    if all(s and "." not in s and not s.startswith("[") for s in path):
+        return ".".join(path)
+    return json.dumps(list(path), ensure_ascii=False)
+
+
+def _remount(db: flume.Flume, name: str, indexes: dict[str, list[list[str]]], version: int) -> None:
+    """Replace the Query view ``name`` with one of ``indexes`` (it is rebuilt from the log)."""
+    from flume.views import Query
+
+    view = Query(indexes={k: v for k, v in indexes.items()}, version=version)  # checks the definitions before anything changes
+    if name in db.views or name in _stored_meta(db):
+        db.drop(name)
+    db.use(name, view)
+
+
+@cli.group()
+def index() -> None:
+    """Declare, list and drop the indexes of Query views (stored in the database)."""
+
+
+@index.command(name="add")
+@DIR
+@click.argument("name")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--view", "view_name", default=DEFAULT_VIEW, show_default=True, metavar="VIEW",
+              help="the Query view to add the index to (created when missing)")
+def index_add(directory: str, name: str, paths: tuple[str, ...], view_name: str) -> None:
+    """Add index NAME over PATHs (dotted: value.author) to a Query view, and build it.
+
+    Example: flume index add DIR by_author value.author value.timestamp. The view is rebuilt
+    from the log with its new definition (a progress bar shows it), then later `flume query`
+    runs and every writer keep it current.
+    """
+    fields = [parse_path(p) for p in paths]
+    db = open_db(directory, write=True)
+    try:
+        existing = db.views.get(view_name)
+        if existing is not None and existing.view.kind != "query":
+            fail(f"view {view_name!r} is a {existing.view.kind} view, not a Query view")
+        indexes = _indexes_of(existing) if existing is not None else {}
+        version = existing.view.version if existing is not None else 1
+        if name in indexes:
+            if indexes[name] == fields:
+                click.echo(f"index {name} already exists in view {view_name!r}", err=True)
+                return
+            fail(f"view {view_name!r} already has an index {name!r} over "
+                 f"{' '.join(format_path(p) for p in indexes[name])}; drop it first")
+        indexes[name] = fields
+        _remount(db, view_name, indexes, version)
+        took = wait_for_views(db, label=f"building {name}", names=[view_name])
+        click.echo(
+            f"added index {name} ({', '.join(format_path(p) for p in fields)}) to view "
+            f"{view_name!r}; built over {db.since.value + 1:,} entries in {took:.2f} s",
+            err=True,
+        )
+    finally:
+        db.close()
+
+
+@index.command(name="list")
+@DIR
+def index_list(directory: str) -> None:
+    """List the indexes of every Query view as JSON lines: {"view", "index", "paths"}."""
+    db = open_db(directory, write=False)
+    try:
+        for view_name, view in sorted(_query_views(db).items()):
+            for name, fields in _indexes_of(view).items():
+                click.echo(dumps({"view": view_name, "index": name,
+                                  "paths": [format_path(p) for p in fields]}))
+    finally:
+        db.close()
+
+
+@index.command(name="drop")
+@DIR
+@click.argument("name")
+@click.option("--view", "view_name", default=DEFAULT_VIEW, show_default=True, metavar="VIEW",
+              help="the Query view to drop the index from")
+def index_drop(directory: str, name: str, view_name: str) -> None:
+    """Drop index NAME from a Query view (the view is rebuilt without it).
+
+    Dropping a view's last index drops the view.
+    """
+    db = open_db(directory, write=True)
+    try:
+        view = query_view(db, view_name, directory)
+        indexes = _indexes_of(view)
+        if name not in indexes:
+            fail(f"view {view_name!r} has no index {name!r} (indexes: "
+                 f"{', '.join(indexes) or 'none'})")
+        del indexes[name]
+        if indexes:
+            _remount(db, view_name, indexes, view.view.version)
+            wait_for_views(db, label="rebuilding", names=[view_name])
+            click.echo(f"dropped index {name} from view {view_name!r}", err=True)
+        else:
+            db.drop(view_name)
+            click.echo(f"dropped index {name}, the last of view {view_name!r}, and the view",
+                       err=True)
+    finally:
+        db.close()
+
+
+# -- status / rebuild / verify -----------------------------------------------------------------
+
+
+def _stored_meta(db: flume.Flume) -> dict[str, dict[str, Any]]:
+    """Every view stored in the database, mounted or not (views defined by code are stored but
+    only mounted by the program that declares them)."""
+    store = getattr(db, "_store", None)
+    if store is None:
+        return {}
+    store.catch_up()
+    metas: dict[str, dict[str, Any]] = store.all_meta()
+    return metas
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _dir_size(path: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(os.path.join(root, name))
+    return total
+
+
+def human_size(n: int) -> str:
+    """``1234567`` -> ``1.2 MB``."""
+    if n < 1000:
+        return f"{n:,} bytes"
+    x = float(n)
+    unit = "KB"
+    for unit in ("KB", "MB", "GB", "TB"):
+        x /= 1000
+        if x < 1000:
+            break
+    return f"{x:.1f} {unit}"
+
+
+def status_report(db: flume.Flume, directory: str) -> dict[str, Any]:
+    """The status of DIR as a dict: ``since``, ``entries``, sizes, and every view's
+    ``kind/since/lag/state`` (``mounted`` False for views defined by code)."""
+    status = db.status()
+    since = status["since"]
+    views: dict[str, Any] = {}
+    for name, info in status["views"].items():
+        views[name] = {**info, "mounted": True}
+    for name, meta in sorted(_stored_meta(db).items()):
+        if name in views:
+            continue
+        view_since = int(meta.get("since", -1))
+        views[name] = {
+            "kind": meta.get("kind"),
+            "since": view_since,
+            "lag": max(0, since - view_since),
+            "state": "stored",
+            "mounted": False,
+        }
+    return {
+        "dir": directory,
+        "since": since,
+        "entries": since + 1,
+        "log_bytes": _file_size(os.path.join(directory, "log", "data.mdb")),
+        "views_bytes": _dir_size(os.path.join(directory, "views")),
+        "views": dict(sorted(views.items())),
+    }
+
+
+@cli.command()
+@DIR
+@click.option("--json", "as_json", is_flag=True, help="print the status as one JSON object")
+def status(directory: str, as_json: bool) -> None:
+    """Show the log's size and last seq, and each view's since, lag and state.
+
+    Views defined by code (Reduce, Index) are listed as `stored`: only the program that
+    declares them mounts and updates them.
+    """
+    db = open_db(directory, write=False)
+    try:
+        report = status_report(db, directory)
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+        return
+    since = report["since"]
+    span = f"seqs 0..{since}" if since >= 0 else "empty"
+    click.echo(f"flume database at {directory}")
+    click.echo(f"log:   {report['entries']:,} entries ({span}), {human_size(report['log_bytes'])} on disk")
+    click.echo(f"views: {len(report['views'])}, {human_size(report['views_bytes'])} on disk")
+    if report["views"]:
+        width = max(len(n) for n in report["views"])
+        click.echo(f"  {'name':<{width}}  {'kind':<6}  {'since':>9}  {'lag':>9}  state")
+        for name, info in report["views"].items():
+            state = info["state"]
+            if not info["mounted"]:
+                state = "stored (defined by code; updated by the program that declares it)"
+            elif info.get("error"):
+                state += f": {info['error']}"
+            click.echo(f"  {name:<{width}}  {info['kind']!s:<6}  {info['since']:>9}  "
+                       f"{info['lag']:>9}  {state}")
+
+
+@cli.command()
+@DIR
+def rebuild(directory: str) -> None:
+    """Rebuild the Query views of DIR from the log (with a progress bar).
+
+    Views are derived from the log only, so a rebuild gives them the exact same content.
+    Views defined by code are rebuilt by the program that declares them (db.rebuild()).
+    """
+    db = open_db(directory, write=True)
+    try:
+        names = sorted(db.views)
+        if not names:
+            click.echo(f"{directory} has no Query views to rebuild", err=True)
+            return
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                db.rebuild()
+            except BaseException as e:  # noqa: BLE001 (re-raised by the main thread)
+                failure.append(e)
+
+        started = time.monotonic()
+        worker = threading.Thread(target=run, name="flume-rebuild", daemon=True)
+        worker.start()
+        time.sleep(0.05)  # let it wipe the views before the progress bar reads them
+        wait_for_views(db, label="rebuilding")
+        worker.join()
+        if failure:
+            raise failure[0]
+        took = time.monotonic() - started
+        others = sorted(set(_stored_meta(db)) - set(names))
+        click.echo(f"rebuilt {', '.join(names)} over {db.since.value + 1:,} entries in {took:.2f} s",
+                   err=True)
+        if others:
+            click.echo(f"not rebuilt (defined by code): {', '.join(others)}", err=True)
+    finally:
+        db.close()
+
+
+@cli.command()
+@DIR
+@click.option("--json", "as_json", is_flag=True, help="print the report as one JSON object")
+def verify(directory: str, as_json: bool) -> None:
+    """Check DIR: the log's integrity (every entry decodes, seqs are dense) and that each Query
+    view equals a rebuild from the log. Exits 1 when anything is damaged.
+
+    Read-only: it works while a writer runs.
+    """
+    from flume.verify import verify as run_verify
+
+    if not os.path.exists(directory):
+        fail(f"{directory} does not exist: there is no flume database there")
+    report = run_verify(directory)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.ok:
+        n = len(report.problems)
+        raise CliError(f"{directory} is damaged ({n} problem{'s' if n != 1 else ''}, listed above)")
+
+
+# -- the demo ----------------------------------------------------------------------------------
+
+#: The demo's Query view: latest-by-author and by-type-over-time indexes.
+DEMO_INDEXES: dict[str, list[list[str]]] = {
+    "author_ts": [["value", "author"], ["value", "timestamp"]],
+    "type_ts": [["value", "content", "type"], ["value", "timestamp"]],
+}
+
+
+def _demo_content_type(message: Any) -> Any:
+    """The Reduce view's map: a message's content type (None skips non-messages)."""
+    try:
+        return message["value"]["content"]["type"]
+    except (KeyError, TypeError):
+        return None
+
+
+def _demo_count(acc: dict[str, int], content_type: Any) -> dict[str, int]:
+    """The Reduce view's reducer: count messages by content type."""
+    key = str(content_type)
+    acc[key] = acc.get(key, 0) + 1
+    return acc
+
+
+def _demo_author_sequence(message: Any) -> Any:
+    """The Index view's key: ``(author, sequence)``, so an author's messages are in order."""
+    try:
+        value = message["value"]
+        return (value["author"], value["sequence"])
+    except (KeyError, TypeError):
+        return None
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _short_author(author: str) -> str:
+    return author[:9] + "…" if len(author) > 10 else author
+
+
+def _when(ts: Any) -> str:
+    try:
+        moment = datetime.datetime.fromtimestamp(ts / 1000, tz=datetime.UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(ts)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def explain_summary(plan: dict[str, Any]) -> str:
+    """A one-line reading of a Query view's ``explain()`` dict."""
+    parts = []
+    if plan.get("index"):
+        parts.append(f"index {plan['index']}")
+    else:
+        parts.append("full log scan")
+    constraints = plan.get("constraints")
+    if constraints:
+        parts.append("range " + " and ".join(str(c) for c in constraints))
+    parts.append("covered (answered from the index keys alone)" if plan.get("covered")
+                 else "values looked up in the log")
+    if plan.get("sort"):
+        parts.append(f"sort: {plan['sort']}")
+    scores = plan.get("scores")
+    if isinstance(scores, dict) and scores:
+        parts.append("scores " + ", ".join(f"{k}={v}" for k, v in scores.items()))
+    return "; ".join(parts)
+
+
+class _Demo:
+    """The steps of `flume demo`, printing as they go."""
+
+    def __init__(self, directory: str, count: int, n_authors: int) -> None:
+        self.directory = directory
+        self.count = count
+        self.n_authors = n_authors
+        self.quoted = shlex.quote(directory)
+        self.author = ""
+
+    def abbreviate(self, text: str) -> str:
+        """``text`` with the demo author's long id shortened, for display."""
+        return text.replace(self.author, _short_author(self.author)) if self.author else text
+
+    def say(self, text: str = "") -> None:
+        click.echo(text)
+
+    def timed(self, fn: Callable[[], Any]) -> tuple[Any, float]:
+        started = time.perf_counter()
+        result = fn()
+        return result, (time.perf_counter() - started) * 1000
+
+    def append(self, db: flume.Flume) -> None:
+        from flume import sample
+
+        first = next(sample.messages(1, authors=self.n_authors))
+        existing = db.since.value + 1
+        if existing:
+            if db.get(0) != first:
+                fail(f"{self.directory} already holds a flume log that is not the demo's; "
+                     "give `flume demo` a new directory (or none, for a temporary one)")
+            self.count = existing
+            self.say(f"1. The log already holds the demo's {existing:,} messages: using them.")
+            return
+        self.say(f"1. Append {self.count:,} messages to the log (LMDB), {BATCH:,} per "
+                 "transaction, each durable on return")
+        started = time.monotonic()
+        batch: list[Any] = []
+        with _progress(self.count, "   appending", sys.stdout) as bar:
+            for message in sample.messages(self.count, authors=self.n_authors):
+                batch.append(message)
+                if len(batch) == BATCH:
+                    db.append_many(batch)
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
+                db.append_many(batch)
+                bar.update(len(batch))
+        took = time.monotonic() - started
+        size = _dir_size(os.path.join(self.directory, "log"))
+        self.say(f"   {self.count:,} messages in {took:.1f} s ({self.count / took:,.0f} per s); "
+                 f"the log is {human_size(size)} on disk")
+
+    def declare(self, db: flume.Flume) -> None:
+        from flume.views import Index, Query, Reduce
+
+        self.say()
+        self.say("2. Declare three views; one indexer thread streams the log into them (RocksDB)")
+        db.use("count_by_type", Reduce(_demo_count, initial={}, map=_demo_content_type))
+        db.use("by_author", Index(_demo_author_sequence))
+        db.use("query", Query(indexes={k: v for k, v in DEMO_INDEXES.items()}))
+        self.say("   count_by_type  Reduce  messages counted by content type")
+        self.say("   by_author      Index   key (value.author, value.sequence)")
+        for i, (name, paths) in enumerate(DEMO_INDEXES.items()):
+            lead = "   query          Query   " if i == 0 else " " * 26
+            self.say(f"{lead}{name + ':':<10} {', '.join(format_path(p) for p in paths)}")
+        took = wait_for_views(db, label="   indexing", file=sys.stdout)
+        self.say(f"   all three caught up with the log in {took:.1f} s")
+
+    def show(self, letter: str, title: str, query: Any, answer: list[str], plan: str, ms: float) -> None:
+        self.say()
+        self.say(f" {letter}. {title}")
+        if query is not None:
+            text = self.abbreviate(json.dumps(query, ensure_ascii=False))
+            self.say(f"    query:   {_short(text, 120)}")
+        for i, line in enumerate(answer):
+            self.say(f"    {'answer:' if i == 0 else '':<8} {line}")
+        self.say(f"    plan:    {self.abbreviate(plan)}")
+        self.say(f"    time:    {ms:.1f} ms")
+
+    def queries(self, db: flume.Flume) -> dict[str, Any]:
+        from flume import sample
+
+        author = self.author = sample.authors(self.n_authors)[0]
+        view: Any = db.views["query"]  # a MountedView: read/explain are set at mount
+        self.say()
+        self.say("3. Queries: each answer, its plan (explain) and its time")
+
+        latest = [{"$filter": {"value": {"author": author, "content": {"type": "post"}}}}]
+        posts, ms = self.timed(lambda: list(view.read(latest, reverse=True, limit=5)))
+        self.show(
+            "a", f"The latest 5 posts by {_short_author(author)} (the busiest author): "
+            "Query view, reverse=True, limit=5", latest,
+            [f"{_when(m['value']['timestamp'])}  {_short(m['value']['content'].get('text', ''), 60)}"
+             for m in posts] or ["(none)"],
+            explain_summary(view.explain(latest)), ms,
+        )
+
+        votes = {"$filter": {"value": {"content": {"type": "vote"}}}}
+        per_author = [votes, {"$reduce": {"author": ["value", "author"], "votes": {"$count": True}}},
+                      {"$sort": [{"$reverse": "votes"}]}]
+        groups, ms = self.timed(lambda: list(view.read(per_author, limit=5)))
+        self.show(
+            "b", "Votes per author, the top 5: a grouping $reduce over the votes, then $sort "
+            "(limit=5)", per_author,
+            [f"{_short_author(str(g.get('author')))}  {g.get('votes', 0):,} votes" for g in groups]
+            or ["(none)"],
+            explain_summary(view.explain(per_author)), ms,
+        )
+
+        count_votes = [votes, {"$reduce": {"$count": True}}]
+        counted, ms = self.timed(lambda: list(view.read(count_votes)))
+        n_votes = counted[0] if counted else 0
+        self.show("c", "How many votes? A $count over the type_ts index", count_votes,
+                  [f"{n_votes:,} votes"], explain_summary(view.explain(count_votes)), ms)
+
+        count_by_type: Any = db.views["count_by_type"]
+        counts, ms = self.timed(lambda: count_by_type.get())
+        self.show(
+            "d", "Messages by content type: the Reduce view's state (db.count_by_type.get())",
+            None,
+            [", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))],
+            "no query: a Reduce view folds each new entry into its state as the log grows"
+            + (f"; its {counts.get('vote', 0):,} votes agree with c." if counts.get("vote") == n_votes
+               else ""), ms,
+        )
+
+        def lookup() -> tuple[Any, list[Any]]:
+            by_author: Any = db.views["by_author"]
+            first_message = by_author.get((author, 1))
+            newest = list(by_author.read(prefix=(author,), reverse=True, limit=1))
+            return first_message, newest
+
+        (first_message, newest), ms = self.timed(lookup)
+        answer = [f"(author, 1) -> {_short(dumps(first_message['value']['content']), 70)}"]
+        if newest:
+            answer.append(f"newest: sequence {newest[0].key[1]:,}, seq {newest[0].seq:,} in the log")
+        self.show(
+            "e", f"Index lookups: {_short_author(author)}'s first message, and the newest "
+            "(db.by_author.get(...), .read(prefix=..., reverse=True, limit=1))", None,
+            answer, "no query: an Index view is a sorted key range; get() is one seek", ms,
+        )
+        return {"author": author, "latest": latest, "count_votes": count_votes,
+                "per_author": per_author}
+
+    def commands(self, queries: dict[str, Any]) -> None:
+        d = self.quoted
+        latest = shlex.quote(json.dumps(queries["latest"], ensure_ascii=False))
+        count = shlex.quote(json.dumps(queries["count_votes"], ensure_ascii=False))
+        per_author = shlex.quote(json.dumps(queries["per_author"], ensure_ascii=False))
+        self.say()
+        self.say("4. Query this directory from the command line (read-only commands work even "
+                 "while a writer runs):")
+        for line in (
+            f"flume status {d}",
+            f"flume query {d} {latest} --reverse --limit 5",
+            f"flume query {d} {per_author} --limit 5",
+            f"flume query {d} {count} --explain",
+            f"flume stream {d} --reverse --limit 3",
+            f"flume get {d} 0",
+            f"flume index list {d}",
+            f"flume index add {d} by_contact value.content.contact value.timestamp",
+            f"flume export {d} > feed.jsonl",
+            f"flume verify {d}",
+        ):
+            self.say(f"   {line}")
+
+
+def run_demo(directory: str | None, count: int, n_authors: int) -> None:
+    """`flume demo`: generate, append, index and query a sample feed (see :func:`demo`)."""
+    started = time.monotonic()
+    fresh = directory is None
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix="flume-demo-")
+    click.echo(f"flume demo: a social feed of {count:,} messages by {n_authors:,} authors")
+    if fresh:
+        click.echo(f"in {directory} (a fresh temporary directory, kept so that you can query it; "
+                   "pass DIR to choose)")
+    else:
+        click.echo(f"in {directory}")
+    click.echo()
+    demo_run = _Demo(directory, count, n_authors)
+    db = open_db(directory, write=True)
+    try:
+        demo_run.append(db)
+        demo_run.declare(db)
+        queries = demo_run.queries(db)
+    finally:
+        db.close()
+    demo_run.commands(queries)
+    click.echo()
+    click.echo(f"demo done in {time.monotonic() - started:.1f} s")
