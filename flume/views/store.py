@@ -340,6 +340,8 @@ class RocksStore:
     def _open(self) -> Rdict:
         self._manifest = self._current_manifest()
         existing = self._existing_families()
+        # A secondary instance sees only the column families it was opened with.
+        self._opened = set(existing)
         families = {name: _options() for name in existing if name != "default"}
         try:
             if self.readonly:
@@ -392,14 +394,14 @@ class RocksStore:
         if fam is not None:
             return fam
         with self._lock:
-            if name not in self._db_families():
-                if self.readonly:
-                    self._reopen()
-                else:
-                    self._db.create_column_family(name, _options())
-            if name not in self._db_families():
-                # A reader asking for a family the writer has not created yet: empty.
-                return _EMPTY
+            if self.readonly:
+                if name not in self._opened and name in self._db_families():
+                    self._reopen()  # the writer created it after this reader opened
+                if name not in self._opened:
+                    # A reader asking for a family the writer has not created yet: empty.
+                    return _EMPTY
+            elif name not in self._db_families():
+                self._db.create_column_family(name, _options())
             fam = self._families[name] = self._db.get_column_family(name)
             return self._families[name]
 
@@ -468,15 +470,21 @@ class RocksStore:
         """Secondary instances only: see what the writer has committed since.
 
         A writer that restarted wrote a new MANIFEST, which a secondary instance does not
-        follow: then the secondary is reopened (a few ms, once per writer restart).
+        follow: then the secondary is reopened (a few ms, once per writer restart). So it is
+        when the catch-up fails: RocksDB refuses to catch up past the creation of a column
+        family the secondary did not open ("MANIFEST record referencing unknown column
+        family"), which is what a writer declaring a new view does.
         """
         if not self.readonly:
             return
         with self._lock:
             if self._current_manifest() != self._manifest:
                 self._reopen()
-            else:
+                return
+            try:
                 self._db.try_catch_up_with_primary()
+            except Exception:
+                self._reopen()
 
     def _current_manifest(self) -> bytes:
         try:
