@@ -19,6 +19,8 @@ Operational notes (see also the README's "Process model"):
 from __future__ import annotations
 
 import os
+import struct
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -128,6 +130,7 @@ def _new_env(path: str, *, create: bool, map_size: int, sync: bool) -> _SharedEn
             f"{path} holds no flume log (no data.mdb): this is not a flume database, "
             "or its log was deleted; point flume at the right directory"
         )
+    _check_not_truncated(os.path.join(path, "data.mdb"))
     try:
         env = lmdb.open(
             path,
@@ -201,6 +204,51 @@ def _check_format(path: str, raw: bytes | None) -> None:
         raise FormatError(
             f"{path} is a flume log of format version {version!r}, and this flume reads "
             f"version {FORMAT_VERSION}; open it with the flume release that wrote it "
+            "(nothing was changed)"
+        )
+
+
+# LMDB's meta page layout on 64-bit platforms (mdb.c: a 16-byte page header, then MDB_meta).
+_MDB_MAGIC = 0xBEEFC0DE
+_META_MAGIC = 16  # uint32 mm_magic
+_META_PAGESIZE = 40  # mm_dbs[FREE_DBI].md_pad holds the page size
+_META_LAST_PAGE = 136  # size_t mm_last_pg, then size_t mm_txnid
+
+
+def _check_not_truncated(data: str) -> None:
+    """Refuse a data file shorter than its last committed transaction needs, before LMDB maps
+    it: reading a page past the end of a mapped file kills the process with SIGBUS. (Bad meta
+    pages are left to LMDB, which reports them as MDB_INVALID.)"""
+    try:
+        size = os.path.getsize(data)
+    except OSError:
+        return
+    if size == 0 or sys.maxsize <= 2**32 or sys.byteorder != "little":
+        return  # a new (empty) file; or not the 64-bit layout read below
+    with open(data, "rb") as f:
+        head = f.read(2 * 65536)
+    page_size = struct.unpack_from("<I", head, _META_PAGESIZE)[0] if len(head) >= 44 else 0
+    valid = page_size >= 4096 and not page_size & (page_size - 1)
+    if not valid or len(head) < 2 * page_size:
+        if valid or len(head) < 2 * 4096:
+            raise CorruptionError(
+                f"{data} is truncated to {size:,} bytes (an LMDB file holds at least two "
+                "pages); the log is damaged: restore the directory from a copy "
+                "(nothing was changed)"
+            )
+        return  # a damaged first meta page: LMDB reports it
+    metas = []
+    for base in (0, page_size):
+        if struct.unpack_from("<I", head, base + _META_MAGIC)[0] != _MDB_MAGIC:
+            return
+        last_page, txnid = struct.unpack_from("<QQ", head, base + _META_LAST_PAGE)
+        metas.append((txnid, last_page))
+    _, last_page = max(metas)
+    needed = (last_page + 1) * page_size
+    if size < needed:
+        raise CorruptionError(
+            f"{data} is truncated: {size:,} bytes, but its last committed transaction uses "
+            f"{needed:,} bytes; the log is damaged: restore the directory from a copy "
             "(nothing was changed)"
         )
 
@@ -408,6 +456,11 @@ class LmdbLog(BaseLog):
                         return seq - 1
             except lmdb.MapFullError:
                 self._grow()
+            except _DAMAGE as e:
+                raise CorruptionError(
+                    f"{self.dir}: the log is damaged ({type(e).__name__}: {e}); nothing was "
+                    "appended: run `flume verify` and restore it from a copy"
+                ) from None
 
     def _next_seq(self, cursor: Any) -> int:
         if not cursor.last():
