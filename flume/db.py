@@ -20,6 +20,7 @@ from typing import Any
 from flume import codec
 from flume.errors import (
     ClosedError,
+    CorruptionError,
     FlumeError,
     DirectoryNotFoundError,
     FlumeTimeoutError,
@@ -103,6 +104,17 @@ def _check_directory(directory: str, readonly: bool) -> None:
         return
     if not os.path.isdir(directory):
         raise FormatError(f"{directory} is a file, not a flume database directory")
+    data = os.path.join(directory, "log", "data.mdb")
+    if os.path.exists(os.path.join(directory, "views", "CURRENT")) and (
+        not os.path.exists(data) or os.path.getsize(data) == 0
+    ):
+        # Views are only ever created after the log: their presence means a log was here.
+        raise CorruptionError(
+            f"{data} is {'empty' if os.path.exists(data) else 'missing'}, but "
+            f"{os.path.join(directory, 'views')} holds views built from it: the log was lost. "
+            "Restore the directory from a copy (or, to start an empty database here, move "
+            "the views directory away first); nothing was changed"
+        )
     if os.path.isdir(os.path.join(directory, "log")):
         return
     others = set(os.listdir(directory)) - {LOCK_FILE, "views", "readers"}
