@@ -218,7 +218,13 @@ class RocksFamily:
         self._name = name
 
     def get(self, key: bytes) -> bytes | None:
-        value = self._store._cf(self._name).get(key)
+        fam = self._store._cf(self._name)
+        try:
+            value = fam.get(key)
+        except Exception as e:
+            if "Corruption" in str(e) or "IO error" in str(e):
+                raise self._store._damaged(e) from None
+            raise
         return None if value is None else bytes(value)
 
     def scan(
@@ -239,6 +245,7 @@ class RocksFamily:
                         return
                     yield key, it.value()
                     it.prev()
+                _check_status(self._store, it)
             else:
                 it.seek(lower)
                 while it.valid():
@@ -247,9 +254,22 @@ class RocksFamily:
                         return
                     yield key, it.value()
                     it.next()
+                _check_status(self._store, it)
         finally:
             # An iterator alive at close() keeps RocksDB's LOCK held; drop it promptly.
             del it
+
+
+def _check_status(store: RocksStore, it: Any) -> None:
+    """An iterator stops (``valid()`` False) at the end of the data or on an error, such as
+    a block whose checksum fails: tell them apart, so damage never reads as fewer entries."""
+    status = getattr(it, "status", None)
+    if status is None:
+        return
+    try:
+        status()
+    except Exception as e:
+        raise store._damaged(e) from None
 
 
 class _EmptyFamily:
@@ -362,7 +382,8 @@ class RocksStore:
             if "Corruption" in message:
                 raise CorruptionError(
                     f"the views database at {self.path} is damaged ({message}); views are "
-                    "derived from the log: delete that directory and reopen to rebuild them"
+                    "derived from the log: opening the database for writing moves that "
+                    "directory aside and rebuilds them"
                 ) from None
             raise FormatError(f"cannot open the views database at {self.path}: {message}") from None
         return db
@@ -375,8 +396,16 @@ class RocksStore:
         except Exception as e:
             raise CorruptionError(
                 f"the views database at {self.path} cannot be read ({e}); views are derived "
-                "from the log: delete that directory and reopen to rebuild them"
+                "from the log: opening the database for writing moves that directory aside "
+                "and rebuilds them"
             ) from None
+
+    def _damaged(self, e: BaseException) -> CorruptionError:
+        return CorruptionError(
+            f"the views database at {self.path} is damaged ({e}); views are derived from the "
+            f"log: close the database, move {self.path} aside (or delete it) and open it again "
+            "to rebuild them"
+        )
 
     def _handle(self, name: str) -> Any:
         handle = self._handles.get(name)
