@@ -9,9 +9,11 @@ a view wait until it has reached the log's ``since`` as it was when the read was
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -131,7 +133,35 @@ def _open_views_store(directory: str, readonly: bool) -> Store:
     if readonly and not os.path.exists(path):
         # The writer has not created its views yet: nothing to read, nothing to create.
         return MemoryStore(readonly=True)
-    return RocksStore(path, readonly=readonly, secondaries=os.path.join(directory, "readers"))
+    secondaries = os.path.join(directory, "readers")
+    try:
+        return RocksStore(path, readonly=readonly, secondaries=secondaries)
+    except CorruptionError as e:
+        if readonly:
+            raise
+        damage = e
+    # Views are derived from the log: keep the damaged database aside (never delete user data
+    # silently) and start an empty one, which the indexer fills again from the log.
+    aside = _move_aside(path)
+    message = (
+        f"the views database at {path} is damaged; it was moved to {aside} and the views are "
+        "being rebuilt from the log. Stored Query views this program does not declare are not "
+        f"rebuilt: declare them again. Delete {aside} once you no longer need it. The "
+        f"damage: {damage}"
+    )
+    logging.getLogger("flume").warning(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return RocksStore(path, readonly=False, secondaries=secondaries)
+
+
+def _move_aside(path: str) -> str:
+    base = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside, n = base, 1
+    while os.path.exists(aside):
+        n += 1
+        aside = f"{base}-{n}"
+    os.rename(path, aside)
+    return aside
 
 
 def _views_dir_of(log_dir: str) -> str:
