@@ -17,7 +17,7 @@ from flume import keys
 from flume.entry import Entry
 from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError
 from flume.keys import MISSING
-from flume.query import compile_live, execute, parse_query, plan_query
+from flume.query import ParsedQuery, compile_live, execute, parse_query, plan_query
 from flume.query.indexkeys import SEQ_BYTES, decode_index_key
 from flume.query.paths import Path, get_path
 from flume.query.plan import Plan, normalise_indexes
@@ -27,6 +27,7 @@ from flume.views.base import FamilyBatch, View, ViewFunctionError, ViewStream
 # Values are looked up in batches that grow, so that a `limit=10` read fetches about ten.
 _FIRST_LOOKUP = 16
 _MAX_LOOKUP = 1024
+_PLAN_CACHE = 256
 
 
 class Query(View):
@@ -52,6 +53,7 @@ class Query(View):
         if len(self.indexes) > 255:
             raise InvalidArgumentError(f"a Query view holds at most 255 indexes, not {len(self.indexes)}")
         self._prefixes = {name: bytes([i]) for i, name in enumerate(self.indexes)}
+        self._plans: dict[str, tuple[ParsedQuery, Plan]] = {}
 
     @classmethod
     def from_definition(cls, definition: dict[str, Any], version: int = 1) -> Query:
@@ -89,8 +91,25 @@ class Query(View):
         Raises:
             QueryError: a malformed query (naming the offending part).
         """
-        plan = plan_query(parse_query(query), self.indexes)
-        return {"view": self.ctx.name, **plan.explain()}
+        return {"view": self.ctx.name, **self._plan(query)[1].explain()}
+
+    def _plan(self, query: Any) -> tuple[ParsedQuery, Plan]:
+        """Parse and plan ``query``, remembering the last few: an app asks the same shapes of
+        query again and again, and planning costs more than a small indexed read."""
+        try:
+            key = repr(query)
+        except Exception:  # a value whose repr fails: parse_query will say what is wrong
+            key = None
+        cached = self._plans.get(key) if key is not None else None
+        if cached is not None:
+            return cached
+        parsed = parse_query(query)
+        planned = (parsed, plan_query(parsed, self.indexes))
+        if key is not None:
+            if len(self._plans) >= _PLAN_CACHE:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[key] = planned
+        return planned
 
     def read(
         self,
@@ -116,8 +135,7 @@ class Query(View):
         for name, flag in (("reverse", reverse), ("live", live), ("old", old), ("seqs", seqs)):
             check_bool(name, flag)
         limit = check_limit(limit)
-        parsed = parse_query(query)
-        plan = plan_query(parsed, self.indexes)
+        parsed, plan = self._plan(query)
         if live:
             if reverse:
                 raise InvalidArgumentError("a live read goes forwards: use reverse=False with live=True")
@@ -129,7 +147,7 @@ class Query(View):
         follow = ctx.follow(upto) if live else None
         items: Iterator[Any] = iter(())
         if old:
-            entries = self._entries(plan, upto, reverse)
+            entries = self._entries(plan, upto, reverse, limit)
             items = execute(plan.query, entries, reverse=reverse, limit=limit, seqs=seqs)
             if seqs:
                 items = (Entry(seq, value) for seq, value in items)
@@ -137,7 +155,9 @@ class Query(View):
             items = _then_live(items, follow, live_fn, seqs, limit)
         return ViewStream(items, follow.close if follow is not None else None)
 
-    def _entries(self, plan: Plan, upto: int, reverse: bool) -> Iterator[tuple[int, Any]]:
+    def _entries(
+        self, plan: Plan, upto: int, reverse: bool, limit: int | None
+    ) -> Iterator[tuple[int, Any]]:
         """``(seq, value)`` pairs with seq <= ``upto`` in the plan's read order."""
         if plan.index is None:
             yield from self.ctx.scan_log(upto, reverse)
@@ -154,7 +174,7 @@ class Query(View):
                     yield seq, value
             return
         get_values = self.ctx.get_values
-        want = _FIRST_LOOKUP
+        want = _FIRST_LOOKUP if limit is None else max(1, min(limit, _FIRST_LOOKUP))
         pending: list[int] = []
         for key, _ in scan:
             seq = int.from_bytes(key[-SEQ_BYTES:], "big")
