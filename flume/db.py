@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from flume import codec
 from flume.errors import (
     ClosedError,
     CorruptionError,
@@ -34,7 +33,7 @@ from flume.errors import (
     ViewNameError,
 )
 from flume.lock import LOCK_FILE, DirectoryLock
-from flume.logs.base import CHUNK, BaseLog, LogStream
+from flume.logs.base import CHUNK, BaseLog, LogStream, decode_entries
 from flume.logs.lmdb_log import LmdbLog
 from flume.obv import Obv
 from flume.views.base import FamilyBatch, View, ViewContext, ViewFunctionError
@@ -619,8 +618,7 @@ class Flume:
             start = min(m.since.value for m in behind) + 1
             try:
                 raw = self.log.read_raw(start, target, False, CHUNK)
-                decode = codec.decode
-                entries = [(seq, decode(data)) for seq, data in raw]
+                entries = decode_entries(raw, self.log.dir)
             except Exception as e:
                 for m in behind:
                     self._fail(m, start, e, "the log could not be read")

@@ -15,6 +15,7 @@ from flume import codec
 from flume.entry import Entry
 from flume.errors import (
     ClosedError,
+    CorruptionError,
     InvalidArgumentError,
     InvalidTypeError,
     NotFoundError,
@@ -26,6 +27,21 @@ from flume.ranges import SeqRange, check_bool, check_limit, check_seq, seq_range
 # Entries read per step of a stream: large enough to amortise a read transaction, small enough
 # that a stream never pins the log's pages for long.
 CHUNK = 2048
+
+
+def decode_entries(raw: Sequence[tuple[int, bytes]], where: str | None) -> list[tuple[int, Any]]:
+    """Decode ``(seq, encoded value)`` pairs; a value that does not decode raises
+    :class:`CorruptionError` naming the log (``where``, its directory) and the seq."""
+    decode = codec.decode
+    try:
+        return [(seq, decode(data)) for seq, data in raw]
+    except CorruptionError:
+        for seq, data in raw:
+            try:
+                decode(data)
+            except CorruptionError as bad:
+                raise CorruptionError(f"{where or 'the log'}: seq {seq}: {bad}") from None
+        raise
 
 
 @runtime_checkable
@@ -138,7 +154,7 @@ class BaseLog:
         raw = self._get_raw(seq) if seq >= 0 else None
         if raw is None:
             raise self._not_found(seq)
-        return codec.decode(raw)
+        return decode_entries([(seq, raw)], self.dir)[0][1]
 
     def _not_found(self, seq: int) -> NotFoundError:
         return NotFoundError(
@@ -153,14 +169,12 @@ class BaseLog:
             NotFoundError: one of them is not in the log.
         """
         self._check_open()
-        raws = self._get_raw_many(seqs)
-        decode = codec.decode
-        out = []
-        for seq, raw in zip(seqs, raws):
+        pairs = []
+        for seq, raw in zip(seqs, self._get_raw_many(seqs)):
             if raw is None:
                 raise self._not_found(seq)
-            out.append(decode(raw))
-        return out
+            pairs.append((seq, raw))
+        return [value for _, value in decode_entries(pairs, self.dir)]
 
     def _get_raw_many(self, seqs: Sequence[int]) -> list[bytes | None]:
         return [self._get_raw(seq) for seq in seqs]
@@ -344,9 +358,13 @@ class LogStream(Iterator[Any]):
         decode = codec.decode
         if not self._values:
             return [seq for seq, _ in raw]
-        if not self._seqs:
-            return [decode(data) for _, data in raw]
-        return [Entry(seq, decode(data)) for seq, data in raw]
+        try:
+            if not self._seqs:
+                return [decode(data) for _, data in raw]
+            return [Entry(seq, decode(data)) for seq, data in raw]
+        except CorruptionError:
+            decode_entries(raw, self._log.dir)  # raises, naming the damaged seq
+            raise
 
     def close(self) -> None:
         """End the stream (idempotent, from any thread): a blocked ``next()`` stops quietly."""
