@@ -544,12 +544,17 @@ class Flume:
         """The log's ``since`` and, per view, its ``since``, ``lag`` and ``state``
         (``ready``, ``indexing`` or ``failed``, with the ``error`` message when failed)."""
         self._check_open()
-        log_since = self.log.refresh() if self.readonly else self.log.since.value
-        views: dict[str, Any] = {}
-        for name, mounted in list(self._mounted.items()):
+        mounted_views = list(self._mounted.items())
+        sinces: dict[str, int] = {}
+        for name, mounted in mounted_views:
             if not self._indexing:
                 self._poll_writer(mounted)
-            since = mounted.since.value
+            sinces[name] = mounted.since.value
+        # The log's since after the views': a view never shows ahead of the log.
+        log_since = self.log.refresh() if self.readonly else self.log.since.value
+        views: dict[str, Any] = {}
+        for name, mounted in mounted_views:
+            since = sinces[name]
             info: dict[str, Any] = {
                 "kind": mounted.view.kind,
                 "since": since,
