@@ -26,9 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flume import keys
-from flume.query import Plan, execute, parse_query, plan_query
 from flume.keys import MISSING
+from flume.query import Plan, execute, parse_query, plan_query
 from flume.query.indexkeys import index_hint, index_key, seq_of_key
 from flume.query.paths import get_path
 from flume.query.plan import normalise_indexes
@@ -108,7 +107,7 @@ def canon(x: Any, sort_lists: bool) -> Any:
     if x is None or x is True or x is False:
         return ("const", x)
     if isinstance(x, (int, float)):
-        if x != x:
+        if math.isnan(x):
             return ("nan",)
         if isinstance(x, float) and math.isfinite(x):
             x = float(f"{x:.9g}")
