@@ -129,16 +129,24 @@ def _check_directory(directory: str, readonly: bool) -> None:
 
 def _open_views_store(directory: str, readonly: bool) -> Store:
     path = os.path.join(directory, "views")
-    if readonly and not os.path.exists(path):
-        # The writer has not created its views yet: nothing to read, nothing to create.
+    current = os.path.join(path, "CURRENT")
+    if readonly and not os.path.exists(current):
+        # The writer has not created its views yet (or is recreating them): nothing to read.
         return MemoryStore(readonly=True)
     secondaries = os.path.join(directory, "readers")
-    try:
-        return RocksStore(path, readonly=readonly, secondaries=secondaries)
-    except CorruptionError as e:
-        if readonly:
-            raise
-        damage = e
+    damage: Exception
+    if os.path.isdir(path) and not os.path.exists(current) and any(
+        name.startswith("MANIFEST-") or name.endswith(".sst") for name in os.listdir(path)
+    ):
+        # RocksDB would start a new database here and delete the old files as obsolete.
+        damage = CorruptionError(f"{current} is missing")
+    else:
+        try:
+            return RocksStore(path, readonly=readonly, secondaries=secondaries)
+        except CorruptionError as e:
+            if readonly:
+                raise
+            damage = e
     # Views are derived from the log: keep the damaged database aside (never delete user data
     # silently) and start an empty one, which the indexer fills again from the log.
     aside = _move_aside(path)
