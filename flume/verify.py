@@ -348,6 +348,14 @@ def check_views(
     directory = os.fspath(directory)
     views_dir = os.path.join(directory, "views")
     if not os.path.exists(os.path.join(views_dir, "CURRENT")):
+        if os.path.isdir(views_dir) and any(
+            n.startswith("MANIFEST-") or n.endswith(".sst") for n in os.listdir(views_dir)
+        ):
+            return [ViewReport(
+                "*", "all", "damaged",
+                detail=f"the views database at {views_dir} has lost its CURRENT file "
+                "(opening the database for writing moves it aside and rebuilds the views)",
+            )]
         return []
     try:
         store = RocksStore(views_dir, readonly=True, secondaries=os.path.join(directory, "readers"))
