@@ -89,6 +89,10 @@ def _run(
     limit: int | None,
     seqs: bool,
 ) -> Iterator[Any]:
+    if not seqs and stages and all(isinstance(s, (FilterStage, MapStage)) for s in stages):
+        # The common, streaming case: one generator from entries to items.
+        values = _stream_values(stages, entries)
+        return islice(values, limit) if limit is not None else values
     items: Iterable[_Item] = entries
     i = 0
     n = len(stages)
@@ -158,6 +162,15 @@ def _stream(stages: tuple[Stage, ...], items: Iterable[_Item]) -> Iterator[_Item
     fused = _fuse(stages)
     missing = MISSING
     return ((tie, out) for tie, v in items if (out := fused(v)) is not missing)
+
+
+def _stream_values(stages: tuple[Stage, ...], entries: Iterable[_Item]) -> Iterator[Any]:
+    if len(stages) == 1 and isinstance(stages[0], FilterStage):
+        match = stages[0].match
+        return (v for _, v in entries if match(v))
+    fused = _fuse(stages)
+    missing = MISSING
+    return (out for _, v in entries if (out := fused(v)) is not missing)
 
 
 def _sort(

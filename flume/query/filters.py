@@ -142,6 +142,10 @@ def _compile_dict(
     else:
         # Whatever the chain ends on (an operator dict, a literal, `{}`...) is a rule of its own.
         match = _compile(rule, position, path, leaves)
+        if isinstance(rule, str) and chain:
+            # The commonest filter of all ({"value": {"content": {"type": "post"}}}): compare
+            # in the walk itself, one call per record (str == is False for every non-str).
+            return _walk_to_str(tuple(chain), rule)
     return _walk(tuple(chain), match)
 
 
@@ -175,6 +179,23 @@ def _walk(chain: tuple[Any, ...], match: Matcher) -> Matcher:
         return match(v)
 
     return walk
+
+
+def _walk_to_str(chain: tuple[Any, ...], text: str) -> Matcher:
+    """``_walk(chain, equals(text))`` in one closure."""
+    *parents, last = chain
+
+    def walk_to_str(v: Any) -> bool:
+        for k in parents:
+            if not isinstance(v, dict):
+                return False
+            v = v.get(k, MISSING)
+        if not isinstance(v, dict):
+            return False
+        equal: bool = v.get(last, MISSING) == text
+        return equal
+
+    return walk_to_str
 
 
 def _all_keys(items: tuple[tuple[Any, Matcher], ...]) -> Matcher:

@@ -35,6 +35,9 @@ REDUCERS: Final = ("$count", "$sum", "$product", "$min", "$max", "$collect")
 Step = Callable[[Any, Any], Any]
 """``step(accumulator, input) -> accumulator``; the input may be MISSING."""
 
+_SCALARS: Final = frozenset({str, int, float, bytes, bool, type(None), type(MISSING)})
+"""Classes whose Python equality (within one class) is flume equality."""
+
 _NOTHING: Final = object()
 """The accumulator of ``$min``/``$max`` before any input (None is a real value)."""
 
@@ -273,9 +276,20 @@ def _grouped(
         # Groups are keyed by the key encoding of their value tuple: flume-equal tuples (1 and
         # 1.0) share a group, and sorting the encodings gives flume order of the tuples.
         table: dict[bytes, tuple[tuple[Any, ...], list[Any]]] = {}
+        # Encoding every item's tuple is the cost of grouping; groups are few, so remember the
+        # encoding of each tuple of hashable values, keyed with their types (1 and 1.0 are two
+        # entries with one encoding; True and 1 stay apart).
+        encoded: dict[tuple[Any, ...], bytes] = {}
         for item in items:
             values = tuple([g(item) for g in groups])
-            k = encode_tuple(values)
+            typed = tuple([(v.__class__, v) for v in values])
+            if all(t in _SCALARS for t, _ in typed):
+                cached = encoded.get(typed)
+                if cached is None:
+                    cached = encoded[typed] = encode_tuple(values)
+                k = cached
+            else:  # containers: unhashable, or (tuples) equal in Python yet not in flume
+                k = encode_tuple(values)
             entry = table.get(k)
             if entry is None:
                 entry = table[k] = (values, [r.start() for r in reducers])
