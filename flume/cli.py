@@ -366,7 +366,15 @@ def read_options(f: F) -> F:
 # -- the command group -------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Ordered(click.Group):
+    """A group that lists its commands in the order they are declared (demo first)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=_Ordered,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="flumedb", prog_name="flume", message="%(prog)s %(version)s")
 def cli() -> None:
     """flume: an embedded database of one append-only log and views streamed from it.
@@ -380,7 +388,7 @@ def cli() -> None:
 # -- demo --------------------------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="Build and query a sample social feed: start here.")
 @click.argument("directory", metavar="[DIR]", required=False, type=click.Path())
 @click.option("--n", "count", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="how many messages to generate")
@@ -502,7 +510,7 @@ def _append_file(db: flume.Flume, source: _Source) -> tuple[int, int]:
     return source.values, last
 
 
-@cli.command()
+@cli.command(short_help="Append JSON lines from a file or stdin; print the last seq.")
 @DIR
 @click.argument("file", metavar="[FILE|-]", default="-",
                 type=click.Path(exists=True, dir_okay=False, allow_dash=True))
@@ -531,7 +539,7 @@ def append(directory: str, file: str) -> None:
     click.echo(str(last))
 
 
-@cli.command(name="import")
+@cli.command(name="import", short_help="Restore an export into a new or empty directory.")
 @DIR
 @click.argument("file", metavar="FILE|-", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--base64-bytes", is_flag=True,
@@ -567,7 +575,7 @@ def import_(directory: str, file: str, base64_bytes: bool) -> None:
 # -- get / stream / export ---------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="Print the value at a seq.")
 @DIR
 @click.argument("seq", type=int)
 def get(directory: str, seq: int) -> None:
@@ -591,7 +599,7 @@ def _stream_args(gt: int | None, gte: int | None, lt: int | None, lte: int | Non
             "live": live, "old": old}
 
 
-@cli.command()
+@cli.command(short_help="Output log entries (a seq range, newest first, live...).")
 @DIR
 @seq_range_options
 @read_options
@@ -621,7 +629,7 @@ def stream(directory: str, gt: int | None, gte: int | None, lt: int | None, lte:
         db.close()
 
 
-@cli.command()
+@cli.command(short_help="Write the values of the log as JSON lines (for import).")
 @DIR
 @seq_range_options
 @click.option("--base64-bytes", is_flag=True,
@@ -673,7 +681,7 @@ def _query_error(e: QueryError) -> NoReturn:
     fail(f"malformed query at {e.path}: {e.reason}")
 
 
-@cli.command()
+@cli.command(short_help="Run a JSON map-filter-reduce query over a Query view.")
 @DIR
 @click.argument("query_text", metavar="QUERY")
 @click.option("--explain", is_flag=True,
@@ -755,12 +763,12 @@ def _remount(db: flume.Flume, name: str, indexes: dict[str, list[list[str]]], ve
     db.use(name, view)
 
 
-@cli.group()
+@cli.group(cls=_Ordered, short_help="Add, list and drop the indexes of Query views.")
 def index() -> None:
     """Declare, list and drop the indexes of Query views (stored in the database)."""
 
 
-@index.command(name="add")
+@index.command(name="add", short_help="Add an index over paths to a Query view, and build it.")
 @DIR
 @click.argument("name")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
@@ -799,7 +807,7 @@ def index_add(directory: str, name: str, paths: tuple[str, ...], view_name: str)
         db.close()
 
 
-@index.command(name="list")
+@index.command(name="list", short_help="List the indexes of every Query view (JSON lines).")
 @DIR
 def index_list(directory: str) -> None:
     """List the indexes of every Query view as JSON lines: {"view", "index", "paths"}."""
@@ -813,7 +821,7 @@ def index_list(directory: str) -> None:
         db.close()
 
 
-@index.command(name="drop")
+@index.command(name="drop", short_help="Drop an index from a Query view.")
 @DIR
 @click.argument("name")
 @click.option("--view", "view_name", default=DEFAULT_VIEW, show_default=True, metavar="VIEW",
@@ -915,7 +923,7 @@ def status_report(db: flume.Flume, directory: str) -> dict[str, Any]:
     }
 
 
-@cli.command()
+@cli.command(short_help="Show the log's size and last seq, and every view's progress.")
 @DIR
 @click.option("--json", "as_json", is_flag=True, help="print the status as one JSON object")
 def status(directory: str, as_json: bool) -> None:
@@ -950,7 +958,7 @@ def status(directory: str, as_json: bool) -> None:
                        f"{info['lag']:>9}  {state}")
 
 
-@cli.command()
+@cli.command(short_help="Rebuild the Query views from the log.")
 @DIR
 def rebuild(directory: str) -> None:
     """Rebuild the Query views of DIR from the log (with a progress bar).
@@ -990,7 +998,7 @@ def rebuild(directory: str) -> None:
         db.close()
 
 
-@cli.command()
+@cli.command(short_help="Check the log's integrity and that Query views match a rebuild.")
 @DIR
 @click.option("--json", "as_json", is_flag=True, help="print the report as one JSON object")
 def verify(directory: str, as_json: bool) -> None:
