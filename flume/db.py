@@ -597,6 +597,11 @@ class Flume:
 
     def _wipe(self, mounted: _Mounted) -> None:
         self._store.wipe(mounted.name)
+        # Keep the definition stored (since -1), as _mount does: a Query view rebuilt on an
+        # empty log is still mounted by every later open, readers' and writers'.
+        batch = self._store.batch()
+        batch.put_meta(mounted.name, {**mounted.expected, "since": -1})
+        self._store.write(batch)
         mounted.view.reset()
         mounted.error = None
         mounted.since.set(-1)
