@@ -186,6 +186,9 @@ class _Mounted:
     error: FlumeError | None = None
     state: str = "indexing"
     expected: dict[str, Any] = field(default_factory=dict)
+    # Mounted at open from its stored definition, not (yet) declared by this program, whose
+    # own declaration of that name then replaces it (a changed definition rebuilds it).
+    stored: bool = False
 
 
 class MountedView:
@@ -381,7 +384,11 @@ class Flume:
             )
         with self._engine:
             existing = self._mounted.get(name)
-            if existing is not None and not self._is_redeclaration(existing, view):
+            if (
+                existing is not None
+                and not existing.stored
+                and not self._is_redeclaration(existing, view)
+            ):
                 raise ViewNameError(f"a view named {name!r} is already mounted; pick another name")
             if existing is None and hasattr(self, name):
                 raise ViewNameError(f"{name!r} is a Flume attribute; pick another view name")
@@ -479,6 +486,7 @@ class Flume:
             if view is not None and name not in self._mounted:
                 with self._engine:
                     self._mount(name, view)
+                    self._mounted[name].stored = True
 
     def __getattr__(self, name: str) -> MountedView:
         # Only called when normal lookup fails: db.<view name>.
