@@ -482,7 +482,19 @@ class Flume:
         from flume.views.registry import view_from_meta
 
         for name, meta in sorted(self._store.all_meta().items()):
-            view = view_from_meta(meta)
+            try:
+                view = view_from_meta(meta)
+            except Exception as e:
+                # A definition this flume cannot read (a newer release's, or damaged): leave
+                # the view's data as it is, and open the rest of the database.
+                message = (
+                    f"the stored view {name!r} was not mounted: its stored definition cannot "
+                    f"be read ({type(e).__name__}: {e}); declare it again with use() to "
+                    "rebuild it, or drop it"
+                )
+                logging.getLogger("flume").warning(message)
+                warnings.warn(message, RuntimeWarning, stacklevel=4)
+                continue
             if view is not None and name not in self._mounted:
                 with self._engine:
                     self._mount(name, view)
