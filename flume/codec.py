@@ -14,6 +14,7 @@ the errors. The test suite checks that both produce identical bytes for every st
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -114,7 +115,12 @@ def _hashable(key: Any) -> Any:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
+    # reprlib: a bounded repr, so that a deeply nested value (msgpack refuses those) does not
+    # raise RecursionError here, and a huge one is not copied whole.
+    try:
+        text = reprlib.repr(value)
+    except Exception:
+        text = "?"
     if len(text) > 60:
         text = text[:57] + "..."
     return f"a value of type {type(value).__name__} ({text})"
