@@ -641,8 +641,15 @@ class Flume:
                 self._pending_wake = False
             if self._closing:
                 return
-            while not self._closing and self._index_step():
-                pass
+            try:
+                while not self._closing and self._index_step():
+                    pass
+            except BaseException as e:
+                # Not a view's function (that fails its view alone): stop every view with the
+                # error, rather than leave their readers waiting for an indexer that is gone.
+                for m in list(self._mounted.values()):
+                    self._fail(m, m.since.value + 1, e, "the indexer stopped")
+                return
 
     def _index_step(self) -> bool:
         """Index one batch for every view that is behind; return whether there was work."""
@@ -677,7 +684,7 @@ class Flume:
         except ViewFunctionError as e:
             self._fail(mounted, e.seq, e.cause, e.what)
             return
-        except Exception as e:
+        except BaseException as e:  # SystemExit too: it would end the indexer thread
             mounted.view.rollback()
             self._fail(mounted, entries[0][0], e, "the view raised")
             return
