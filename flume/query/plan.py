@@ -21,6 +21,7 @@ what is read, which is what keeps an indexed run equal to a full scan.
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -180,7 +181,7 @@ def plan_query(parsed: ParsedQuery, indexes: Mapping[str, Sequence[Sequence[str]
     first = parsed.first_filter
     leaves = {leaf.path: leaf for leaf in first.leaves} if first is not None else {}
     walks = {name: _walk(paths, leaves) for name, paths in defs.items()}
-    scores = {name: _score(walk) for name, walk in walks.items()}
+    scores = MappingProxyType({name: _score(walk) for name, walk in walks.items()})
 
     chosen: str | None = None
     skip_sort = False
