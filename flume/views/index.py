@@ -118,7 +118,12 @@ class Index(View):
         for name, flag in (("reverse", reverse), ("live", live), ("old", old)):
             check_bool(name, flag)
         limit = check_limit(limit)
-        lower, upper = self._bounds(gt, gte, lt, lte, prefix)
+        try:
+            lower, upper = self._bounds(gt, gte, lt, lte, prefix)
+        except EncodeError as e:
+            raise InvalidTypeError(
+                f"a bound of the read (gt/gte/lt/lte/prefix) is not a key: {e}"
+            ) from None
         if live and reverse:
             raise InvalidArgumentError("a live read goes forwards: use reverse=False with live=True")
         ctx = self.ctx
