@@ -6,6 +6,7 @@ type or an inverted range gets the same clear error everywhere, before anything 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,8 @@ def check_limit(limit: Any) -> int | None:
         raise InvalidTypeError(f"limit must be None or an int >= 0, not {limit!r}")
     if limit < 0:
         raise InvalidArgumentError(f"limit must be None or an int >= 0, not {limit}")
-    return limit
+    # No read yields more than sys.maxsize items, and itertools.islice refuses a larger stop.
+    return min(limit, sys.maxsize)
 
 
 def check_seq(name: str, value: Any) -> int:
