@@ -552,9 +552,12 @@ def test_only_one_writer_and_a_killed_writer_leaves_no_stale_lock(tmp_path: Path
 # -- readers outlive a writer restart ----------------------------------------------------------
 
 LOOP_WRITER = PRELUDE + r"""
-# Appends batches forever (until killed), reporting each committed last seq.
+# Appends batches forever (until killed), reporting each committed last seq; declares one more
+# view when given its name (a new column family while readers are open).
 path, batch = sys.argv[1], int(sys.argv[2])
 db = declare(flume.open(path))
+for name in sys.argv[3:]:
+    db.use(name, Reduce(lambda acc, v: acc + 1, initial=0))
 emit(opened=db.since.value)
 while True:
     first = db.since.value + 1
@@ -564,37 +567,49 @@ while True:
 """
 
 LOOP_READER = PRELUDE + r"""
-# Reads in a loop until stdin closes, checking each answer against the log; reports progress.
+# Reads in a loop in two threads until stdin closes, checking each answer against the log;
+# reports progress.
 path = sys.argv[1]
 db = declare(flume.open(path, readonly=True), query=False)
 stop = threading.Event()
 threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-errors, reads, last_since, best = [], 0, -1, -1
-while not stop.is_set():
-    try:
-        since = db.since.value
-        if since < last_since:
-            errors.append("since went back from %d to %d" % (last_since, since))
-        last_since = since
-        n, total, last = db.count.get()
-        if n < since + 1 or total != n * (n - 1) // 2 or last != n - 1:
-            errors.append("count %r at since %d" % ([n, total, last], since))
-        author = "@%d" % (since % AUTHORS)
-        found = [e.seq for e in db.q.read({"$filter": {"author": author, "i": {"$gte": since - 20}}}, seqs=True)]
-        want = [s for s in range(max(0, since - 20), since + 1) if s % AUTHORS == since % AUTHORS]
-        if found[: len(want)] != want:
-            errors.append("query at since %d: %r" % (since, found))
-        if db.get(since)["i"] != since:
-            errors.append("get %d" % since)
-        reads += 1
-        if n - 1 > best:
-            best = n - 1
-            emit(seen=best)
-    except Exception as e:
-        errors.append("%s: %s" % (type(e).__name__, e))
-        time.sleep(0.05)
+errors, reads, best = [], [0, 0], [-1]
+lock = threading.Lock()
+
+def read_loop(t):
+    last_since = -1
+    while not stop.is_set():
+        try:
+            since = db.since.value
+            if since < last_since:
+                errors.append("since went back from %d to %d" % (last_since, since))
+            last_since = since
+            n, total, last = db.count.get()
+            if n < since + 1 or total != n * (n - 1) // 2 or last != n - 1:
+                errors.append("count %r at since %d" % ([n, total, last], since))
+            author = "@%d" % (since % AUTHORS)
+            found = [e.seq for e in db.q.read({"$filter": {"author": author, "i": {"$gte": since - 20}}}, seqs=True)]
+            want = [s for s in range(max(0, since - 20), since + 1) if s % AUTHORS == since % AUTHORS]
+            if found[: len(want)] != want:
+                errors.append("query at since %d: %r" % (since, found))
+            if db.get(since)["i"] != since:
+                errors.append("get %d" % since)
+            reads[t] += 1
+            with lock:
+                if n - 1 > best[0]:
+                    best[0] = n - 1
+                    emit(seen=best[0])
+        except Exception as e:
+            errors.append("%s: %s" % (type(e).__name__, e))
+            time.sleep(0.05)
+
+threads = [threading.Thread(target=read_loop, args=(t,)) for t in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
 db.close()
-emit(errors=errors[:20], reads=reads, seen=best)
+emit(errors=errors[:20], reads=min(reads), seen=best[0])
 """
 
 
@@ -611,7 +626,7 @@ def test_readers_outlive_a_writer_restart(tmp_path: Path, spawn: Any) -> None:
     for restart in range(3):
         writer.kill()  # SIGKILL, mid-batch or not
         time.sleep(0.2)  # readers keep reading while no writer runs
-        writer = spawn(Child, LOOP_WRITER, str(path), "10")
+        writer = spawn(Child, LOOP_WRITER, str(path), "10", f"new{restart}")
         opened = writer.next()["opened"]
         assert opened >= 200 * (restart + 1)
         target = writer.until(lambda m, opened=opened: m.get("last", -1) >= opened + 200)["last"]
