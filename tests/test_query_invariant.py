@@ -26,8 +26,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flume.errors import QueryError
 from flume.keys import MISSING
 from flume.query import Plan, execute, parse_query, plan_query
+from flume.query.filters import range_kind
 from flume.query.indexkeys import index_hint, index_key, seq_of_key
 from flume.query.paths import get_path
 from flume.query.plan import normalise_indexes
@@ -227,12 +229,28 @@ simple_leaves = st.one_of(
     st.lists(fields, min_size=1, max_size=3).map(lambda xs: {"$in": xs}),
     st.sampled_from(KIND_NAMES).map(lambda t: {"$is": t}),
     st.booleans().map(lambda b: {"$truthy": b}),
-    st.just({}),
+    st.builds(dict),  # `{}`, a fresh one each time: rules get nested into
     st.builds(lambda r: [r], ranges()),
     st.builds(lambda x, r: {"$eq": x, **r}, st.sampled_from(NUMBERS), ranges()),
     st.builds(lambda t, r: {"$is": t, **r}, st.sampled_from(KIND_NAMES), ranges()),
 )
 leaves = st.one_of(simple_leaves, simple_leaves.map(lambda r: {"$not": r}))
+
+
+def _put(rule: dict[str, Any], path: Sequence[str], leaf: Any) -> None:
+    """Set ``leaf`` at ``path`` in a nested filter dict, unless a rule already stands there.
+
+    Dicts on the way are copied, never changed in place: they may be drawn values that
+    hypothesis shares between examples.
+    """
+    node = rule
+    for step in path[:-1]:
+        child = node.get(step, {})
+        if not isinstance(child, dict) or any(k.startswith("$") for k in child):
+            return
+        node[step] = child = dict(child)
+        node = child
+    node.setdefault(path[-1], leaf)
 
 
 @st.composite
@@ -241,15 +259,7 @@ def filters(draw: st.DrawFn) -> Any:
         return draw(leaves)  # a rule on the whole value
     rule: dict[str, Any] = {}
     for path in draw(st.lists(st.sampled_from(PATHS), max_size=3, unique=True)):
-        node = rule
-        for step in path[:-1]:
-            child = node.setdefault(step, {})
-            if not isinstance(child, dict) or any(k.startswith("$") for k in child):
-                break
-            node = child
-        else:
-            if path[-1] not in node:
-                node[path[-1]] = draw(leaves)
+        _put(rule, path, draw(leaves))
     return rule
 
 
@@ -303,19 +313,16 @@ def queries(draw: st.DrawFn) -> list[dict[str, Any]]:
     return stages
 
 
+def _one_kind(rule: dict[str, Any]) -> bool:
+    try:
+        range_kind(list(rule.items()), "query")
+    except QueryError:
+        return False
+    return True
+
+
 def _steps(path: Sequence[str]) -> Any:
     return path[0] if len(path) == 1 else list(path)
-
-
-def _put(rule: dict[str, Any], path: Sequence[str], leaf: Any) -> None:
-    """Set ``leaf`` at ``path`` in a nested filter dict, unless a rule already stands there."""
-    node = rule
-    for step in path[:-1]:
-        child = node.setdefault(step, {})
-        if not isinstance(child, dict) or any(k.startswith("$") for k in child):
-            return
-        node = child
-    node.setdefault(path[-1], leaf)
 
 
 @st.composite
@@ -344,17 +351,25 @@ def targeted_query(
         else:
             _put(rule, path, {"$in": [x]} if form == "$in" else {"$eq": x})
     if with_range:
-        present = [get_path(v, paths[n_eq]) for v in values]
-        present = [x for x in present if x is not MISSING]
-        x = draw(st.sampled_from(present)) if present else draw(fields)
-        near = [
-            {op: x}
-            for op in ("$gt", "$gte", "$lt", "$lte")
-            if is_number(x) or isinstance(x, (str, bytes, list))
-        ]
-        prefixes = [{"$prefix": x[:1]}] if isinstance(x, (str, bytes, list)) else []
-        kinds = [{"$is": "undefined"}, {"$is": kind_of(x)}]
-        leaf = draw(st.one_of(st.sampled_from(kinds + near + prefixes), ranges(), leaves))
+        # Bounds at the record's own value (which the equalities above keep), or another's.
+        present = [get_path(v, paths[n_eq]) for v in [record, *values]]
+        ordered = [x for x in present if is_number(x) or isinstance(x, (str, bytes, list))]
+        kind = draw(st.sampled_from(["bound", "bound", "bound", "prefix", "is", "any"]))
+        if kind in ("bound", "prefix") and ordered:
+            x = draw(st.sampled_from(ordered))
+            if kind == "prefix" and not is_number(x):
+                leaf = {"$prefix": x[: draw(st.integers(0, 2))]}
+            else:
+                ops = draw(st.sampled_from(["$gte", "$lte", "$gt", "$lt"]))
+                leaf = {ops: x}
+                other = draw(ranges())
+                if draw(st.booleans()) and _one_kind({**other, **leaf}):
+                    leaf = {**other, **leaf}  # a second bound
+        elif kind == "is":
+            x = draw(st.sampled_from(present)) if present else MISSING
+            leaf = {"$is": draw(st.sampled_from(["undefined", kind_of(x)]))}
+        else:
+            leaf = draw(st.one_of(ranges(), leaves))
         _put(rule, paths[n_eq], leaf)
     if draw(st.sampled_from([True, False])):
         # Rules that accept MISSING on an indexed path: a key cannot tell a missing field from
