@@ -82,7 +82,8 @@ def test_dict_rule_passes_missing_to_its_subrules() -> None:
 def test_empty_dict_rule_matches_any_dict() -> None:
     assert matches({}, {})
     assert matches({}, {"a": 1})
-    for value in (None, [], "x", 0, MISSING, [{}]):
+    non_dicts: list[Any] = [None, [], "x", 0, MISSING, [{}]]
+    for value in non_dicts:
         assert not matches({}, value)
 
 

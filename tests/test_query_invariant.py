@@ -203,7 +203,7 @@ index_sets = st.lists(
     max_size=3,
 ).map(lambda defs: {f"i{n}": [list(p) for p in paths] for n, paths in enumerate(defs)})
 
-RANGE_BOUNDS = {
+RANGE_BOUNDS: dict[str, list[Any]] = {
     "number": [-2, -1, 0, 1, 2, 0.5, 1.0, math.nan, math.inf, -math.inf, 2**53],
     "string": STRINGS,
     "bytes": BYTES,
@@ -408,15 +408,15 @@ def targeted_query(
         stages.append({"$reduce": group})
     elif tail == "other":
         # Paths near the indexed ones (a parent, a sibling), which the keys do not hold.
-        other = st.sampled_from(["d", ["d", "f"], "a", "b", "c", ["d", "e"], True])
+        nearby = st.sampled_from(["d", ["d", "f"], "a", "b", "c", ["d", "e"], True])
         stages.append(
             draw(
                 st.sampled_from(
                     [
-                        {"$map": draw(other)},
-                        {"$reduce": {"$collect": draw(other)}},
-                        {"$reduce": {"g": draw(other), "n": {"$count": True}}},
-                        {"$sort": [draw(other)]},
+                        {"$map": draw(nearby)},
+                        {"$reduce": {"$collect": draw(nearby)}},
+                        {"$reduce": {"g": draw(nearby), "n": {"$count": True}}},
+                        {"$sort": [draw(nearby)]},
                     ]
                 )
             )

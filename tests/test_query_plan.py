@@ -270,7 +270,9 @@ def test_conflicting_kinds_give_an_empty_range() -> None:
 def test_range_after_equalities() -> None:
     p = plan({"a": "x", "t": {"$gt": 5}}, {"at": [["a"], ["t"]]})
     prefix = keys.encode("x")
-    assert p.lower == prefix + keys.successor(keys.encode(5))
+    above_5 = keys.successor(keys.encode(5))
+    assert above_5 is not None
+    assert p.lower == prefix + above_5
     assert p.upper == prefix + keys.type_range("number")[1]
     assert [c.describe() for c in p.constraints] == ['a == "x"', "t > 5"]
 
@@ -342,7 +344,7 @@ AT = {"at": [["a"], ["t"]]}
 def test_covered(query: Any) -> None:
     p = plan(query, AT)
     assert p.index == "at" and p.covered
-    values = [{"a": a, "t": t, "z": 1} for a in (1, 2, "x") for t in (0, 1, [2], 5)]
+    values: list[Any] = [{"a": a, "t": t, "z": 1} for a in (1, 2, "x") for t in (0, 1, [2], 5)]
     values += [{"a": 1}, {"t": 0}, 3, {"a": [1]}]
     _, got = indexed_run(query, values, AT)
     expected = scan_run(query, values)

@@ -21,7 +21,24 @@ def run(query: Any, values: list[Any], **options: Any) -> list[Any]:
     return list(execute(parse_query(query), entries, **options))
 
 
-FLUME_ORDER = [None, False, True, -math.inf, -1, 0, 0.5, 2, "", "a", "b", b"", b"a", [], [0], {}]
+FLUME_ORDER: list[Any] = [
+    None,
+    False,
+    True,
+    -math.inf,
+    -1,
+    0,
+    0.5,
+    2,
+    "",
+    "a",
+    "b",
+    b"",
+    b"a",
+    [],
+    [0],
+    {},
+]
 
 
 def test_sort_in_flume_order() -> None:
