@@ -308,6 +308,7 @@ class LmdbLog(BaseLog):
         self._queue: list[_Pending] = []
         self._queue_cond = threading.Condition(threading.Lock())
         self._committing = False
+        self._page_size: int = self._env.stat()["psize"]
         self.since.set(self._read_last())
 
     # -- reading -------------------------------------------------------------------------------
@@ -437,6 +438,7 @@ class LmdbLog(BaseLog):
         self.since.set(last)
 
     def _put_with_growth(self, batch: list[_Pending]) -> int:
+        self._make_room(batch)
         while True:
             try:
                 with self._rw.shared():
@@ -467,10 +469,29 @@ class LmdbLog(BaseLog):
             return 0
         return int.from_bytes(cursor.key(), "big") + 1
 
-    def _grow(self) -> None:
+    def _make_room(self, batch: list[_Pending]) -> None:
+        """Grow the map before a commit that might not fit, rather than after MapFullError.
+
+        Growing ahead is cheaper (no failed transaction) and avoids aborting a write
+        transaction that filled the map while other threads read, which can hang py-lmdb 3.0.
+        The estimate is generous: twice the payload plus a page per value for the B-tree and
+        free pages, so MapFullError stays the rare fallback.
+        """
+        info = self._env.info()
+        page = self._page_size
+        used = (info["last_pgno"] + 1) * page
+        payload = sum(len(data) + page for request in batch for data in request.encoded)
+        needed = used + 2 * payload + 64 * page
+        if needed > info["map_size"]:
+            self._grow(needed)
+
+    def _grow(self, at_least: int = 0) -> None:
         with self._rw.exclusive():
             size = self._env.info()["map_size"]
-            self._env.set_mapsize(size * 2)
+            target = size * 2
+            while target < at_least:
+                target *= 2
+            self._env.set_mapsize(target)
 
     # -- closing -------------------------------------------------------------------------------
 
