@@ -438,10 +438,28 @@ def cases(draw: st.DrawFn) -> tuple[Any, ...]:
     return values, indexes, batch, limit, draw(st.booleans())
 
 
+def check_exact(query: Any, values: Sequence[Any], memory: MemoryIndexes) -> None:
+    """An exact plan's key range holds exactly the records its first filter matches."""
+    parsed = parse_query(query)
+    plan = plan_query(parsed, memory.defs)
+    if not plan.exact or plan.index is None:
+        return
+    entries = memory.entries[plan.index]
+    in_range = {
+        seq_of_key(k)
+        for k, _ in entries
+        if k >= plan.lower and (plan.upper is None or k < plan.upper)
+    }
+    first = parsed.first_filter
+    matching = {seq for seq, v in enumerate(values) if first is None or first.match(v)}
+    assert in_range == matching, (query, plan.explain())
+
+
 def check_case(case: tuple[Any, ...]) -> None:
     values, indexes, batch, limit, hints = case
     memory = MemoryIndexes(indexes, values)
     for query in batch:
+        check_exact(query, values, memory)
         for reverse in (False, True):
             for lim in (None, limit):
                 check_same(query, values, indexes, reverse, lim, hints, memory)

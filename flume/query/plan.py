@@ -90,6 +90,8 @@ class Plan:
       (``encode_tuple(fields) + seq``) to read, in the index's own key space.
     - ``covered``: the query reads only indexed paths, so it runs on the values
       :meth:`decode_key` rebuilds from the keys, without looking the records up.
+    - ``exact``: every entry in the range matches the first ``$filter`` (the range says all
+      it says), so that stage need not run on them: a ``$count`` after it is a count of keys.
     - ``skip_sort``: the final ``$sort`` is the index order; ``query`` no longer holds it.
     - ``query``: the query to execute over the entries read (see
       :func:`flume.query.execute.execute`).
@@ -105,6 +107,7 @@ class Plan:
     skip_sort: bool
     scores: Mapping[str, int]
     constraints: tuple[FieldConstraint, ...] = field(default=())
+    exact: bool = False
 
     @property
     def scan(self) -> bool:
@@ -125,6 +128,7 @@ class Plan:
             "index": self.index,
             "scan": self.scan,
             "covered": self.covered,
+            "exact": self.exact,
             "fields": [format_path(p) for p in self.paths],
             "lower": self.lower.hex(),
             "upper": None if self.upper is None else self.upper.hex(),
@@ -203,7 +207,10 @@ def plan_query(parsed: ParsedQuery, indexes: Mapping[str, Sequence[Sequence[str]
     lower, upper = _key_range(constraints)
     query = parsed.without_final_sort() if skip_sort else parsed
     covered = _covered(query, defs[chosen])
-    return Plan(query, chosen, defs[chosen], lower, upper, covered, skip_sort, scores, constraints)
+    exact = _exact(first, constraints)
+    return Plan(
+        query, chosen, defs[chosen], lower, upper, covered, skip_sort, scores, constraints, exact
+    )
 
 
 # --- constraints and scores --------------------------------------------------------------------
@@ -322,6 +329,30 @@ def _key_range(constraints: tuple[FieldConstraint, ...]) -> tuple[bytes, bytes |
     if upper is not None and lower > upper:
         upper = lower
     return lower, upper
+
+
+def _exact(first: FilterStage | None, constraints: tuple[FieldConstraint, ...]) -> bool:
+    """Does the key range decide the first filter alone? Every leaf of the filter must be a
+    constraint of the range, written only with operators the range expresses exactly, and must
+    reject MISSING (a key holds MISSING also where an enclosing value is no dict, which a dict
+    rule rejects)."""
+    if first is None:
+        return True
+    used = {c.path: c for c in constraints}
+    if len(used) != len(first.leaves):
+        return False
+    for leaf in first.leaves:
+        constraint = used.get(leaf.path)
+        if constraint is None or leaf.match(MISSING):
+            return False
+        rule = leaf.rule
+        if constraint.kind == "eq":
+            alone = isinstance(rule, dict) and len(rule) == 1 and ("$eq" in rule or "$in" in rule)
+            if not (is_literal(rule) or alone):
+                return False
+        elif not (isinstance(rule, dict) and all(op in _RANGE_OPS for op in rule)):
+            return False
+    return True
 
 
 # --- sorting and covering ----------------------------------------------------------------------

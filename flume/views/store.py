@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from rocksdict import AccessType, Options, Rdict, WriteBatch
 
@@ -37,6 +37,11 @@ class Family(Protocol):
     ) -> Iterator[tuple[bytes, bytes]]:
         """``(key, value)`` pairs with ``lower <= key < upper`` (``upper`` None: no end),
         ascending, or descending with ``reverse``."""
+        ...
+
+    def count(self, lower: bytes, upper: bytes | None, max_suffix: bytes) -> int:
+        """The number of keys in ``[lower, upper)`` whose last ``len(max_suffix)`` bytes are
+        at most ``max_suffix`` (index keys end with their seq: this counts those up to a seq)."""
         ...
 
 
@@ -90,6 +95,13 @@ class MemoryFamily:
             if value is not None:
                 yield key, value
 
+    def count(self, lower: bytes, upper: bytes | None, max_suffix: bytes) -> int:
+        keys = self._keys
+        i = bisect.bisect_left(keys, lower)
+        j = len(keys) if upper is None else bisect.bisect_left(keys, upper)
+        n = -len(max_suffix)
+        return sum(1 for key in keys[i:j] if key[n:] <= max_suffix)
+
     def _put(self, key: bytes, value: bytes) -> None:
         if key not in self._values:
             bisect.insort(self._keys, key)
@@ -114,6 +126,9 @@ class _MemoryHandle:
         self, lower: bytes, upper: bytes | None, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
         return self._store._family(self._name).scan(lower, upper, reverse)
+
+    def count(self, lower: bytes, upper: bytes | None, max_suffix: bytes) -> int:
+        return self._store._family(self._name).count(lower, upper, max_suffix)
 
 
 class MemoryBatch:
@@ -260,6 +275,19 @@ class RocksFamily:
             del it
 
 
+    def count(self, lower: bytes, upper: bytes | None, max_suffix: bytes) -> int:
+        n = -len(max_suffix)
+        total = 0
+        # Keys only: values are never copied into Python.
+        keys = cast(Iterator[bytes], self._store._cf(self._name).keys(from_key=lower))
+        for key in keys:
+            if upper is not None and key >= upper:
+                break
+            if key[n:] <= max_suffix:
+                total += 1
+        return total
+
+
 def _check_status(store: RocksStore, it: Any) -> None:
     """An iterator stops (``valid()`` False) at the end of the data or on an error, such as
     a block whose checksum fails: tell them apart, so damage never reads as fewer entries."""
@@ -278,6 +306,9 @@ class _EmptyFamily:
 
     def iter(self) -> Any:
         return _EmptyIter()
+
+    def keys(self, from_key: bytes = b"") -> Iterator[bytes]:
+        return iter(())
 
 
 class _EmptyIter:
@@ -428,7 +459,8 @@ class RocksStore:
                     self._reopen()  # the writer created it after this reader opened
                 if name not in self._opened:
                     # A reader asking for a family the writer has not created yet: empty.
-                    return _EMPTY
+                    empty: Rdict = _EMPTY
+                    return empty
             elif name not in self._db_families():
                 self._db.create_column_family(name, _options())
             fam = self._families[name] = self._db.get_column_family(name)
