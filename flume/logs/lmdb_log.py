@@ -442,7 +442,8 @@ class LmdbLog(BaseLog):
         while True:
             try:
                 with self._rw.shared():
-                    with self._env.begin(db=self._db, write=True) as txn:
+                    txn = self._env.begin(db=self._db, write=True)
+                    try:
                         cursor = txn.cursor()
                         seq = self._next_seq(cursor)
                         for request in batch:
@@ -455,8 +456,18 @@ class LmdbLog(BaseLog):
                                 )
                             seq += len(items)
                             request.last = seq - 1
+                    except lmdb.MapFullError:
+                        pass  # aborted below, once no read transaction of ours runs
+                    except BaseException:
+                        txn.abort()
+                        raise
+                    else:
+                        txn.commit()
                         return seq - 1
-            except lmdb.MapFullError:
+                # The estimate fell short. Aborting a transaction that filled the map while
+                # other threads read can hang py-lmdb 3.0: abort it with the readers held off.
+                with self._rw.exclusive():
+                    txn.abort()
                 self._grow()
             except _DAMAGE as e:
                 raise CorruptionError(
