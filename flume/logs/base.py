@@ -304,7 +304,12 @@ class LogStream(Iterator[Any]):
         if self._closed:
             raise StopIteration
         if self._pos >= len(self._buffer):
-            self._buffer = self._fill()
+            try:
+                self._buffer = self._fill()
+            except ClosedError:
+                if not self._closed:
+                    raise
+                self._buffer = []  # closed (by db.close() too) while reading: end quietly
             self._pos = 0
             if not self._buffer:
                 self.close()

@@ -30,7 +30,7 @@ from typing import Any
 import lmdb
 
 from flume import codec
-from flume.errors import CorruptionError, FormatError
+from flume.errors import ClosedError, CorruptionError, FormatError
 from flume.logs.base import BaseLog
 
 FORMAT_NAME = "flume-log"
@@ -317,6 +317,9 @@ class LmdbLog(BaseLog):
     def _read_txn(self) -> Iterator[Any]:
         while True:
             with self._rw.shared():
+                if self._closed:
+                    # Checked under the lock: close() waits for the transactions that began.
+                    raise ClosedError("the log is closed; open the database again to use it")
                 try:
                     txn = self._env.begin(db=self._db, write=False)
                 except lmdb.MapResizedError:
@@ -510,6 +513,10 @@ class LmdbLog(BaseLog):
         with self._queue_cond:
             while self._committing:
                 self._queue_cond.wait()
+        # Let read transactions other threads began end (later ones see the log closed):
+        # closing the environment under them would fail them with a raw lmdb.Error.
+        with self._rw.exclusive():
+            pass
         if not self.readonly and not self._sync:
             self._env.sync(True)
         _release_env(self._path, self._shared)

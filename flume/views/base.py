@@ -132,6 +132,12 @@ class ViewStream(Iterator[Any]):
         except StopIteration:
             self.close()
             raise
+        except ClosedError:
+            if self._on_close is None:
+                raise  # a read of what is there, cut short by close(): say so
+            # A live read ends quietly when the database closes, like a live log stream.
+            self.close()
+            raise StopIteration from None
 
     def close(self) -> None:
         if self._closed:
