@@ -77,7 +77,7 @@ CODECS: dict[str, tuple[Pack, Unpack]] = {
     "ormsgpack": (_ormsgpack_packb, ormsgpack.unpackb),
 }
 
-_packb, _unpackb = CODECS["msgpack"]
+_packb, _unpackb = CODECS["ormsgpack"]
 
 
 def _check(row: Row, ok: bool, what: str) -> Row:

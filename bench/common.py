@@ -96,7 +96,7 @@ class Config:
     gets: int = 100_000
     count_repeats: int = 5
     repeat: int = 1
-    codec: str = "msgpack"
+    codec: str = "ormsgpack"
     threads: int = 8
     authors: int = 1000
     seed: int = 0

@@ -42,8 +42,8 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     p.add_argument(
         "--codec",
         choices=("msgpack", "ormsgpack"),
-        default="msgpack",
-        help="msgpack library of the raw LMDB/RocksDB baselines (default msgpack)",
+        default="ormsgpack",
+        help="msgpack library of the raw LMDB/RocksDB baselines (default ormsgpack)",
     )
     p.add_argument("--threads", type=int, default=8, help="threads of the concurrent appends (8)")
     p.add_argument("--authors", type=int, default=1000, help="distinct authors (default 1,000)")

@@ -15,7 +15,7 @@ the errors. The test suite checks that both produce identical bytes for every st
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgpack
@@ -64,6 +64,11 @@ def encode_many(values: Iterable[Any]) -> list[bytes]:
         except EncodeError as e:
             raise EncodeError(f"item {i} of the batch: {e}") from None
     return out
+
+
+decode_fast: Callable[[bytes], Any] = ormsgpack.unpackb
+"""Hot loops call this first and fall back to :func:`decode` when it raises (values with
+non-string dict keys, damaged bytes): one C call for the common case."""
 
 
 def decode(data: bytes | memoryview) -> Any:

@@ -27,6 +27,9 @@ from flume.ranges import SeqRange, check_bool, check_limit, check_seq, seq_range
 # Entries read per step of a stream: large enough to amortise a read transaction, small enough
 # that a stream never pins the log's pages for long.
 CHUNK = 2048
+_decode = codec.decode
+_decode_fast = codec.decode_fast
+_SEQS, _ENTRIES, _VALUES = 0, 1, 2
 
 
 def decode_entries(raw: Sequence[tuple[int, bytes]], where: str | None) -> list[tuple[int, Any]]:
@@ -294,31 +297,61 @@ class LogStream(Iterator[Any]):
             self._next = self._end
         else:
             self._next = self._lo
-        self._buffer: list[Any] = []
-        self._pos = 0
+        self._mode = _SEQS if not values else _ENTRIES if seqs else _VALUES
+        self._items = self._iterate()
 
-    def __iter__(self) -> LogStream:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        return self._items
 
     def __next__(self) -> Any:
-        if self._closed:
-            raise StopIteration
-        if self._pos >= len(self._buffer):
-            try:
-                self._buffer = self._fill()
-            except ClosedError:
-                if not self._closed:
-                    raise
-                self._buffer = []  # closed (by db.close() too) while reading: end quietly
-            self._pos = 0
-            if not self._buffer:
-                self.close()
-                raise StopIteration
-        item = self._buffer[self._pos]
-        self._pos += 1
-        return item
+        return next(self._items)
 
-    def _fill(self) -> list[Any]:
+    def _iterate(self) -> Iterator[Any]:
+        # The hot path, a generator (resuming one is cheaper than a __next__ call): each raw
+        # entry is decoded as it is yielded, not a chunk at a time, so a consumer that drops
+        # each value keeps memory and the garbage collector quiet.
+        mode = self._mode
+        decode_fast = _decode_fast
+        new_tuple = tuple.__new__  # Entry's own __new__ is Python code: 3x slower
+        while True:
+            buffer = self._refill()
+            if not buffer:
+                return
+            if mode == _SEQS:
+                for seq, _ in buffer:
+                    if self._closed:
+                        return
+                    yield seq
+                continue
+            for seq, data in buffer:
+                if self._closed:
+                    return
+                try:
+                    value = decode_fast(data)
+                except Exception:
+                    value = self._decode(seq, data)
+                yield new_tuple(Entry, (seq, value)) if mode == _ENTRIES else value
+
+    def _refill(self) -> list[tuple[int, bytes]]:
+        if self._closed:
+            return []
+        try:
+            buffer = self._fill()
+        except ClosedError:
+            if not self._closed:
+                raise
+            buffer = []  # closed (by db.close() too) while reading: end quietly
+        if not buffer:
+            self.close()
+        return buffer
+
+    def _decode(self, seq: int, data: bytes) -> Any:
+        try:
+            return _decode(data)
+        except CorruptionError as bad:
+            raise CorruptionError(f"{self._log.dir or 'the log'}: seq {seq}: {bad}") from None
+
+    def _fill(self) -> list[tuple[int, bytes]]:
         while not self._closed and self._left != 0:
             if self._reverse:
                 if self._next < self._lo:
@@ -356,20 +389,11 @@ class LogStream(Iterator[Any]):
     def _chunk(self) -> int:
         return CHUNK if self._left is None else min(CHUNK, self._left)
 
-    def _shape(self, raw: list[tuple[int, bytes]]) -> list[Any]:
+    def _shape(self, raw: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
         if self._left is not None:
             raw = raw[: self._left]
             self._left -= len(raw)
-        decode = codec.decode
-        if not self._values:
-            return [seq for seq, _ in raw]
-        try:
-            if not self._seqs:
-                return [decode(data) for _, data in raw]
-            return [Entry(seq, decode(data)) for seq, data in raw]
-        except CorruptionError:
-            decode_entries(raw, self._log.dir)  # raises, naming the damaged seq
-            raise
+        return raw
 
     def close(self) -> None:
         """End the stream (idempotent, from any thread): a blocked ``next()`` stops quietly."""

@@ -22,6 +22,7 @@ import os
 import struct
 import sys
 import threading
+from itertools import islice
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -391,16 +392,18 @@ class LmdbLog(BaseLog):
                 # Seqs are dense, so the i-th value from `first` is seq `first + i`; the last
                 # key read is checked, so a gap (a damaged log) cannot go unnoticed.
                 limit = min(n, end - first + 1)
-                key = b""
-                for key, value in cursor.iternext(keys=True, values=True):
-                    out.append((first + len(out), value))
-                    if len(out) >= limit:
-                        break
-                if out and key != seq_key(out[-1][0]):
+                values = list(islice(cursor.iternext(keys=False, values=True), limit))
+                if not values:
+                    return out
+                last = first + len(values) - 1
+                if len(values) < limit:
+                    cursor.last()  # the values ran out: the last one read is the log's last
+                if cursor.key() != seq_key(last):
                     raise CorruptionError(
                         f"{self.dir}: the log has a gap near seq {first}; it is damaged: "
                         "run `flume verify` and restore it from a copy"
                     )
+                out = list(zip(range(first, last + 1), values))
         return out
 
     # -- writing -------------------------------------------------------------------------------
