@@ -114,6 +114,14 @@ class ParsedQuery:
             return self.stages[0]
         return None
 
+    def without_first_filter(self) -> ParsedQuery:
+        """The same query without its first stage, which must be a ``$filter``.
+
+        For an exact plan, whose key range already holds exactly what that filter matches.
+        """
+        assert self.first_filter is not None
+        return replace(self, stages=self.stages[1:])
+
     def without_final_sort(self) -> ParsedQuery:
         """The same query without its last stage, which must be a ``$sort``.
 

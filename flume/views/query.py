@@ -151,7 +151,10 @@ class Query(View):
             items = iter([self._count(plan, upto)])
         elif old:
             entries = self._entries(plan, upto, reverse, limit)
-            items = execute(plan.query, entries, reverse=reverse, limit=limit, seqs=seqs)
+            query = plan.query
+            if plan.exact and plan.index is not None and query.first_filter is not None:
+                query = query.without_first_filter()  # the range already is that filter
+            items = execute(query, entries, reverse=reverse, limit=limit, seqs=seqs)
             if seqs:
                 items = (Entry(seq, value) for seq, value in items)
         if follow is not None:
