@@ -84,6 +84,12 @@ def test_exact_count_is_a_count_of_keys(tmp_path: Path, query: Any, on_disk: boo
         assert list(db.q.read(query, limit=0)) == []
 
 
+def test_exact_count_of_an_empty_view_is_zero() -> None:
+    with flume.Flume(flume.MemoryLog()) as db:
+        db.use("q", Query(indexes={"type_ts": [["type"], ["ts"]]}))
+        assert list(db.q.read(COUNT_QUERIES[0])) == [0]
+
+
 def test_inexact_filters_are_not_counted_from_keys() -> None:
     with flume.Flume(flume.MemoryLog()) as db:
         db.use("q", Query(indexes={"type_ts": [["type"], ["ts"]]}))

@@ -39,6 +39,8 @@ FORMAT_VERSION = 1
 _SEQ_BYTES = 8
 _INITIAL_MAP_SIZE = 1 << 30
 _MAX_READERS = 1024
+# How long a group commit's leader waits for the appenders of the previous commit to queue.
+_GATHER_SECONDS = 0.0005
 # What LMDB raises when it reads a damaged page: reads turn these into CorruptionError.
 _DAMAGE = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.PanicError, lmdb.BadValsizeError)
 
@@ -309,6 +311,8 @@ class LmdbLog(BaseLog):
         self._queue: list[_Pending] = []
         self._queue_cond = threading.Condition(threading.Lock())
         self._committing = False
+        self._gathering = False
+        self._last_batch = 1
         self._page_size: int = self._env.stat()["psize"]
         self.since.set(self._read_last())
 
@@ -412,13 +416,17 @@ class LmdbLog(BaseLog):
         request = _Pending(encoded)
         with self._queue_cond:
             self._queue.append(request)
+            if self._gathering:
+                self._queue_cond.notify_all()
             while not request.done:
                 if self._committing:
                     self._queue_cond.wait()
                     continue
                 # Lead: take everything queued so far and commit it in one transaction.
                 self._committing = True
+                self._gather()
                 batch, self._queue = self._queue, []
+                self._last_batch = len(batch)
                 self._queue_cond.release()
                 try:
                     self._write_batch(batch)
@@ -429,6 +437,17 @@ class LmdbLog(BaseLog):
         if request.error is not None:
             raise request.error
         return request.last
+
+    def _gather(self) -> None:
+        """When the last commit carried several appenders, wait briefly (far less than an
+        fsync) for as many to queue again: threads woken by that commit are still on their way
+        back, and without the wait the first of them would commit alone. A lone appender never
+        waits (its last batch was 1)."""
+        want = self._last_batch
+        if want > 1 and len(self._queue) < want:
+            self._gathering = True
+            self._queue_cond.wait_for(lambda: len(self._queue) >= want, _GATHER_SECONDS)
+            self._gathering = False
 
     def _write_batch(self, batch: list[_Pending]) -> None:
         try:

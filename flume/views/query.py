@@ -171,6 +171,8 @@ class Query(View):
     def _count(self, plan: Plan, upto: int) -> int:
         """The number of entries with seq <= ``upto`` in an exact plan's range: what a covered
         ``$count`` after an exactly indexed filter gives, from the keys alone, nothing decoded."""
+        if upto < 0:
+            return 0
         lower, upper = self._range(plan)
         return self.ctx.family.count(lower, upper, upto.to_bytes(SEQ_BYTES, "big"))
 
