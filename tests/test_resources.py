@@ -23,7 +23,7 @@ from flume.logs import LmdbLog
 from flume.views import Index, Query, Reduce
 
 WAIT = 30.0
-OPEN_CLOSE_CYCLES = 200
+OPEN_CLOSE_CYCLES = 100
 OPEN_CLOSE_CYCLES_SLOW = 5000
 
 
