@@ -157,7 +157,10 @@ class BaseLog:
         raw = self._get_raw(seq) if seq >= 0 else None
         if raw is None:
             raise self._not_found(seq)
-        return decode_entries([(seq, raw)], self.dir)[0][1]
+        try:
+            return _decode_fast(raw)
+        except Exception:
+            return decode_entries([(seq, raw)], self.dir)[0][1]
 
     def _not_found(self, seq: int) -> NotFoundError:
         return NotFoundError(

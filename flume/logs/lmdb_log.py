@@ -57,24 +57,31 @@ class _ReadersWriterLock:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._readers = 0
         self._writer = False
         self._waiting_writers = 0
 
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
+    def acquire_shared(self) -> None:
+        with self._lock:  # the condition's own lock, without Condition's Python wrapper
             while self._writer or self._waiting_writers:
                 self._cond.wait()
             self._readers += 1
+
+    def release_shared(self) -> None:
+        with self._lock:
+            self._readers -= 1
+            if self._readers == 0 and self._waiting_writers:
+                self._cond.notify_all()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        self.acquire_shared()
         try:
             yield
         finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+            self.release_shared()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -363,9 +370,28 @@ class LmdbLog(BaseLog):
         return self.since.value
 
     def _get_raw(self, seq: int) -> bytes | None:
+        # The hot path of get(): the steps of _read_txn without its two generators.
+        rw = self._rw
+        rw.acquire_shared()
+        try:
+            if not self._closed:
+                try:
+                    txn = self._env.begin(db=self._db, write=False)
+                except lmdb.MapResizedError:
+                    pass
+                else:
+                    try:
+                        raw: bytes | None = txn.get(seq_key(seq))
+                        return raw
+                    except _DAMAGE:
+                        pass  # _read_txn below turns it into a CorruptionError
+                    finally:
+                        txn.abort()
+        finally:
+            rw.release_shared()
         with self._read_txn() as txn:
-            raw = txn.get(seq_key(seq))
-        return None if raw is None else bytes(raw)
+            slow: bytes | None = txn.get(seq_key(seq))
+        return slow
 
     def _get_raw_many(self, seqs: Sequence[int]) -> list[bytes | None]:
         with self._read_txn() as txn:
