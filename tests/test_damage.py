@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pytest
 
 import flume
 from flume import codec
-from flume.errors import CorruptionError, FormatError, ViewError
+from flume.errors import CorruptionError, FormatError
 from flume.verify import verify
 from flume.views import Index, Query, Reduce
 from flume.views.store import RocksStore
