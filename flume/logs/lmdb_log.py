@@ -325,31 +325,45 @@ class LmdbLog(BaseLog):
 
     # -- reading -------------------------------------------------------------------------------
 
-    @contextmanager
-    def _read_txn(self) -> Iterator[Any]:
+    def _begin_read(self) -> Any:
+        """Take the shared lock and begin a read transaction; the caller ends both with
+        :meth:`_end_read`. A map another process grew is adopted first (with no txn of ours
+        open)."""
+        rw = self._rw
         while True:
-            with self._rw.shared():
+            rw.acquire_shared()
+            try:
                 if self._closed:
                     # Checked under the lock: close() waits for the transactions that began.
                     raise ClosedError("the log is closed; open the database again to use it")
-                try:
-                    txn = self._env.begin(db=self._db, write=False)
-                except lmdb.MapResizedError:
-                    pass
-                else:
-                    try:
-                        yield txn
-                    except _DAMAGE as e:
-                        raise CorruptionError(
-                            f"{self.dir}: the log is damaged ({type(e).__name__}: {e}); run "
-                            "`flume verify` and restore it from a copy"
-                        ) from None
-                    finally:
-                        txn.abort()
-                    return
-            # Another process grew the map: adopt its size, with no txn of ours open.
-            with self._rw.exclusive():
+                return self._env.begin(db=self._db, write=False)
+            except lmdb.MapResizedError:
+                rw.release_shared()
+            except BaseException:
+                rw.release_shared()
+                raise
+            with rw.exclusive():
                 self._env.set_mapsize(0)
+
+    def _end_read(self, txn: Any) -> None:
+        txn.abort()
+        self._rw.release_shared()
+
+    def _damaged(self, e: BaseException) -> CorruptionError:
+        return CorruptionError(
+            f"{self.dir}: the log is damaged ({type(e).__name__}: {e}); run "
+            "`flume verify` and restore it from a copy"
+        )
+
+    @contextmanager
+    def _read_txn(self) -> Iterator[Any]:
+        txn = self._begin_read()
+        try:
+            yield txn
+        except _DAMAGE as e:
+            raise self._damaged(e) from None
+        finally:
+            self._end_read(txn)
 
     def _read_last(self) -> int:
         with self._read_txn() as txn:
@@ -370,28 +384,15 @@ class LmdbLog(BaseLog):
         return self.since.value
 
     def _get_raw(self, seq: int) -> bytes | None:
-        # The hot path of get(): the steps of _read_txn without its two generators.
-        rw = self._rw
-        rw.acquire_shared()
+        # The hot path of get(): no context manager (two generators) around one lookup.
+        txn = self._begin_read()
         try:
-            if not self._closed:
-                try:
-                    txn = self._env.begin(db=self._db, write=False)
-                except lmdb.MapResizedError:
-                    pass
-                else:
-                    try:
-                        raw: bytes | None = txn.get(seq_key(seq))
-                        return raw
-                    except _DAMAGE:
-                        pass  # _read_txn below turns it into a CorruptionError
-                    finally:
-                        txn.abort()
+            raw: bytes | None = txn.get(seq_key(seq))
+            return raw
+        except _DAMAGE as e:
+            raise self._damaged(e) from None
         finally:
-            rw.release_shared()
-        with self._read_txn() as txn:
-            slow: bytes | None = txn.get(seq_key(seq))
-        return slow
+            self._end_read(txn)
 
     def _get_raw_many(self, seqs: Sequence[int]) -> list[bytes | None]:
         with self._read_txn() as txn:
