@@ -502,11 +502,30 @@ class _Source:
             self._spool.close()
 
 
-def _append_file(db: flume.Flume, source: _Source) -> tuple[int, int]:
-    """Append the checked source in batches of :data:`BATCH`; return (values, last seq)."""
-    last = db.since.value
-    for batch in source.batches():
-        last = db.append_many(batch)
+def _append_file(directory: str, source: _Source, *, only_if_empty: bool) -> tuple[int, int]:
+    """Check the whole source, then open DIR for writing and append it in batches of
+    :data:`BATCH`, waiting for the stored views; return (values, last seq).
+
+    The check comes before the open, so a bad input leaves no trace, not even a new DIR.
+    With ``only_if_empty`` a DIR that already holds entries is refused.
+    """
+    try:
+        source.check()
+        db = open_db(directory, write=True)
+        try:
+            if only_if_empty and db.since.value >= 0:
+                fail(
+                    f"{directory} already holds {db.since.value + 1:,} entries; import restores "
+                    "an export into a new or empty directory (use `flume append` to add to a log)"
+                )
+            last = db.since.value
+            for batch in source.batches():
+                last = db.append_many(batch)
+            wait_for_views(db)
+        finally:
+            db.close()
+    finally:
+        source.close()
     return source.values, last
 
 
@@ -522,19 +541,9 @@ def append(directory: str, file: str) -> None:
     appended in transactions of 1,000 values. Creates DIR when missing. Before exiting, waits
     for the Query views stored in DIR to index the new entries, so later reads need no writer.
     """
-    source = _Source(file, base64_bytes=False)
-    try:
-        started = time.monotonic()
-        source.check()  # before opening: a bad input leaves no trace, not even a new DIR
-        db = open_db(directory, write=True)
-        try:
-            n, last = _append_file(db, source)
-            took = time.monotonic() - started
-            wait_for_views(db)
-        finally:
-            db.close()
-    finally:
-        source.close()
+    started = time.monotonic()
+    n, last = _append_file(directory, _Source(file, base64_bytes=False), only_if_empty=False)
+    took = time.monotonic() - started
     click.echo(f"appended {n:,} values in {took:.2f} s", err=True)
     click.echo(str(last))
 
@@ -553,21 +562,7 @@ def import_(directory: str, file: str, base64_bytes: bool) -> None:
     already holds entries (use `flume append` to add to a log).
     """
     source = _Source(file, base64_bytes=base64_bytes)
-    try:
-        source.check()
-        db = open_db(directory, write=True)
-        try:
-            if db.since.value >= 0:
-                fail(
-                    f"{directory} already holds {db.since.value + 1:,} entries; import restores "
-                    "an export into a new or empty directory (use `flume append` to add to a log)"
-                )
-            n, last = _append_file(db, source)
-            wait_for_views(db)
-        finally:
-            db.close()
-    finally:
-        source.close()
+    n, last = _append_file(directory, source, only_if_empty=True)
     click.echo(f"imported {n:,} values", err=True)
     click.echo(str(last))
 
