@@ -22,11 +22,16 @@ from flume.errors import EncodeError, QueryError
 from flume.keys import MISSING
 from flume.query.paths import Path, at, is_operator
 from flume.query.values import (
+    BYTES_TYPES,
+    LIST_TYPES,
     Matcher,
     check_value,
     compile_equals,
     compile_is,
+    is_array,
+    is_bytes,
     is_number,
+    is_string,
 )
 
 __all__ = ["RANGE_OPERATORS", "CompiledFilter", "Leaf", "compile_filter", "is_literal"]
@@ -35,8 +40,6 @@ RANGE_OPERATORS: Final = ("$gt", "$gte", "$lt", "$lte")
 _OPERATORS: Final = frozenset(
     {*RANGE_OPERATORS, "$eq", "$ne", "$prefix", "$in", "$is", "$truthy", "$not"}
 )
-_LIST_TYPES: Final = (list, tuple)
-_BYTES_TYPES: Final = (bytes, bytearray)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +82,9 @@ def is_literal(rule: Any) -> bool:
 
     (A dict inside a list rule is a dict *rule*, which ignores extra keys, so it is no literal.)
     """
-    if rule is None or isinstance(rule, (bool, int, float, str, *_BYTES_TYPES)):
+    if rule is None or isinstance(rule, (bool, int, float, str, *BYTES_TYPES)):
         return True
-    if isinstance(rule, _LIST_TYPES):
+    if isinstance(rule, LIST_TYPES):
         return all(is_literal(item) for item in rule)
     return False
 
@@ -104,7 +107,7 @@ def _compile(rule: Any, position: str, path: Path | None, leaves: list[Leaf] | N
             return _compile_dict(rule, position, path, leaves)
         else:
             match = _is_dict  # `{}` matches any dict
-    elif isinstance(rule, _LIST_TYPES):
+    elif isinstance(rule, LIST_TYPES):
         match = _compile_list(rule, position)
     else:
         match = compile_equals(rule, position)  # scalars; anything else is refused there
@@ -220,7 +223,7 @@ def _compile_list(rule: Any, position: str) -> Matcher:
     pairs = tuple(enumerate(items))
 
     def list_rule(v: Any) -> bool:
-        if not isinstance(v, _LIST_TYPES) or len(v) != n:
+        if not isinstance(v, LIST_TYPES) or len(v) != n:
             return False
         for i, match in pairs:
             if not match(v[i]):
@@ -311,20 +314,20 @@ def _compile_prefix(p: Any, position: str) -> Matcher:
             return isinstance(v, str) and v.startswith(p)
 
         return str_prefix
-    if isinstance(p, _BYTES_TYPES):
+    if isinstance(p, BYTES_TYPES):
         data = bytes(p)
 
         def bytes_prefix(v: Any) -> bool:
-            return isinstance(v, _BYTES_TYPES) and v.startswith(data)
+            return isinstance(v, BYTES_TYPES) and v.startswith(data)
 
         return bytes_prefix
-    if isinstance(p, _LIST_TYPES):
+    if isinstance(p, LIST_TYPES):
         items = tuple(enumerate(compile_equals(x, at(position, i)) for i, x in enumerate(p)))
         n = len(items)
 
         def list_prefix(v: Any) -> bool:
             # An equal-length list matches too (JS wanted a strictly longer one).
-            if not isinstance(v, _LIST_TYPES) or len(v) < n:
+            if not isinstance(v, LIST_TYPES) or len(v) < n:
                 return False
             for i, equals in items:
                 if not equals(v[i]):
@@ -337,7 +340,7 @@ def _compile_prefix(p: Any, position: str) -> Matcher:
 
 def _compile_in(options: Any, position: str) -> Matcher:
     """``$in``: flume-equal to one of the options (hash lookups for scalars)."""
-    if not isinstance(options, _LIST_TYPES):
+    if not isinstance(options, LIST_TYPES):
         raise QueryError(f"$in takes a list of values, not {options!r:.60}", position)
     for i, x in enumerate(options):
         check_value(x, at(position, i))
@@ -347,14 +350,14 @@ def _compile_in(options: Any, position: str) -> Matcher:
     scalars = frozenset(
         bytes(x) if isinstance(x, bytearray) else x
         for x in options
-        if isinstance(x, (str, *_BYTES_TYPES)) or (is_number(x) and x == x)
+        if isinstance(x, (str, *BYTES_TYPES)) or (is_number(x) and x == x)
     )
     has_none = any(x is None for x in options)
     has_true = any(x is True for x in options)
     has_false = any(x is False for x in options)
     has_nan = any(isinstance(x, float) and x != x for x in options)
     containers = tuple(
-        compile_equals(x, position) for x in options if isinstance(x, (*_LIST_TYPES, dict))
+        compile_equals(x, position) for x in options if isinstance(x, (*LIST_TYPES, dict))
     )
 
     def in_options(v: Any) -> bool:
@@ -367,7 +370,7 @@ def _compile_in(options: Any, position: str) -> Matcher:
             return has_true
         if v is False:
             return has_false
-        if isinstance(v, (*_LIST_TYPES, dict)):
+        if isinstance(v, (*LIST_TYPES, dict)):
             for equals in containers:
                 if equals(v):
                     return True
@@ -391,9 +394,9 @@ def _range_kind(bound: Any) -> str | None:
         return "number"
     if isinstance(bound, str):
         return "string"
-    if isinstance(bound, _BYTES_TYPES):
+    if isinstance(bound, BYTES_TYPES):
         return "bytes"
-    if isinstance(bound, _LIST_TYPES):
+    if isinstance(bound, LIST_TYPES):
         return "array"
     return None
 
@@ -437,23 +440,11 @@ def _compile_range(bounds: list[tuple[str, Any]], position: str) -> Matcher:
     if kind == "number":
         return _number_range(bounds)
     if kind == "string":
-        return _ordered_range(bounds, _is_str, None)
+        return _ordered_range(bounds, is_string, None)
     if kind == "bytes":
-        return _ordered_range([(op, bytes(b)) for op, b in bounds], _is_bytes, None)
+        return _ordered_range([(op, bytes(b)) for op, b in bounds], is_bytes, None)
     # Lists compare in flume order, which is the order of their key encodings.
-    return _ordered_range([(op, keys.encode(b)) for op, b in bounds], _is_list, _list_key)
-
-
-def _is_str(v: Any) -> bool:
-    return isinstance(v, str)
-
-
-def _is_bytes(v: Any) -> bool:
-    return isinstance(v, _BYTES_TYPES)
-
-
-def _is_list(v: Any) -> bool:
-    return isinstance(v, _LIST_TYPES)
+    return _ordered_range([(op, keys.encode(b)) for op, b in bounds], is_array, _list_key)
 
 
 def _list_key(v: Any) -> Any:

@@ -21,13 +21,18 @@ from flume.keys import MISSING
 from flume.query.paths import at
 
 __all__ = [
+    "BYTES_TYPES",
     "KIND_NAMES",
+    "LIST_TYPES",
     "Matcher",
     "check_value",
     "compile_equals",
     "compile_is",
     "flume_less",
+    "is_array",
+    "is_bytes",
     "is_number",
+    "is_string",
     "kind_of",
 ]
 
@@ -37,8 +42,8 @@ Matcher = Callable[[Any], bool]
 KIND_NAMES: Final = ("null", "boolean", "number", "string", "bytes", "array", "object", "undefined")
 """The ``$is`` names, in flume order; also the kinds :func:`flume.keys.type_range` knows."""
 
-_BYTES_TYPES: Final = (bytes, bytearray)
-_LIST_TYPES: Final = (list, tuple)
+BYTES_TYPES: Final = (bytes, bytearray)
+LIST_TYPES: Final = (list, tuple)
 
 
 def is_number(v: Any) -> bool:
@@ -60,9 +65,9 @@ def kind_of(v: Any) -> str:
         return "number"
     if isinstance(v, str):
         return "string"
-    if isinstance(v, _BYTES_TYPES):
+    if isinstance(v, BYTES_TYPES):
         return "bytes"
-    if isinstance(v, _LIST_TYPES):
+    if isinstance(v, LIST_TYPES):
         return "array"
     if isinstance(v, dict):
         return "object"
@@ -78,9 +83,9 @@ def check_value(v: Any, position: str) -> None:
         QueryError: at ``position`` (or inside it) something is not None, bool, int, float,
             str, bytes, list or dict.
     """
-    if v is None or isinstance(v, (bool, int, float, str, *_BYTES_TYPES)):
+    if v is None or isinstance(v, (bool, int, float, str, *BYTES_TYPES)):
         return
-    if isinstance(v, _LIST_TYPES):
+    if isinstance(v, LIST_TYPES):
         for i, item in enumerate(v):
             check_value(item, at(position, i))
         return
@@ -151,14 +156,14 @@ def _equals(x: Any) -> Matcher:
             return equal
 
         return equals_str
-    if isinstance(x, _BYTES_TYPES):
+    if isinstance(x, BYTES_TYPES):
         data = bytes(x)
 
         def equals_bytes(v: Any) -> bool:
-            return isinstance(v, _BYTES_TYPES) and v == data
+            return isinstance(v, BYTES_TYPES) and v == data
 
         return equals_bytes
-    if isinstance(x, _LIST_TYPES):
+    if isinstance(x, LIST_TYPES):
         return _equals_list([_equals(item) for item in x])
     # A dict: flume equality of dicts is the equality of their canonical encodings (items
     # sorted by key, numbers by value), which sidesteps Python's `True == 1` for dict keys.
@@ -180,20 +185,20 @@ def _equals_list(items: list[Matcher]) -> Matcher:
     if n == 0:
 
         def equals_empty(v: Any) -> bool:
-            return isinstance(v, _LIST_TYPES) and not v
+            return isinstance(v, LIST_TYPES) and not v
 
         return equals_empty
     if n == 1:
         (first,) = items
 
         def equals_one(v: Any) -> bool:
-            return isinstance(v, _LIST_TYPES) and len(v) == 1 and first(v[0])
+            return isinstance(v, LIST_TYPES) and len(v) == 1 and first(v[0])
 
         return equals_one
     pairs = tuple(enumerate(items))
 
     def equals_list(v: Any) -> bool:
-        if not isinstance(v, _LIST_TYPES) or len(v) != n:
+        if not isinstance(v, LIST_TYPES) or len(v) != n:
             return False
         for i, item in pairs:
             if not item(v[i]):
@@ -210,16 +215,16 @@ def _is_boolean(v: Any) -> bool:
     return v is True or v is False
 
 
-def _is_string(v: Any) -> bool:
+def is_string(v: Any) -> bool:
     return isinstance(v, str)
 
 
-def _is_bytes(v: Any) -> bool:
-    return isinstance(v, _BYTES_TYPES)
+def is_bytes(v: Any) -> bool:
+    return isinstance(v, BYTES_TYPES)
 
 
-def _is_array(v: Any) -> bool:
-    return isinstance(v, _LIST_TYPES)
+def is_array(v: Any) -> bool:
+    return isinstance(v, LIST_TYPES)
 
 
 def _is_object(v: Any) -> bool:
@@ -234,9 +239,9 @@ _KIND_MATCHERS: Final[dict[str, Matcher]] = {
     "null": _is_none,
     "boolean": _is_boolean,
     "number": is_number,
-    "string": _is_string,
-    "bytes": _is_bytes,
-    "array": _is_array,
+    "string": is_string,
+    "bytes": is_bytes,
+    "array": is_array,
     "object": _is_object,
     "undefined": _is_undefined,
 }
