@@ -753,8 +753,8 @@ def _remount(db: flume.Flume, name: str, indexes: dict[str, list[list[str]]], ve
     from flume.views import Query
 
     view = Query(indexes={k: v for k, v in indexes.items()}, version=version)  # checks the definitions before anything changes
-    if name in db.views or name in _stored_meta(db):
-        db.drop(name)
+    # One atomic write replaces the stored definition and empties the view's data: a crash at
+    # any moment leaves the old definition or the new one stored, never none.
     db.use(name, view)
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -43,6 +43,12 @@ from flume.views.store import MemoryStore, RocksStore, Store
 DEFAULT_READER_TIMEOUT = 10.0
 # Readers cannot be woken by the writer's indexer, so they poll its progress this often.
 READER_POLL_SECONDS = 0.005
+
+# A view indexes in batches of at most about this long (between MIN_CHUNK and CHUNK entries),
+# so that a view catching up holds back the others, answering read-your-writes, by at most
+# one such batch.
+BATCH_SECONDS = 0.02
+MIN_CHUNK = 16
 
 _UNSET: Any = object()
 
@@ -84,8 +90,7 @@ def open(  # noqa: A001 - flume.open, like io.open
     log: LmdbLog | None = None
     try:
         log = LmdbLog(os.path.join(directory, "log"), readonly=readonly, sync=sync)
-        store = _open_views_store(directory, readonly)
-        return Flume(log, store=store, timeout=timeout, _lock=lock)
+        return Flume(log, timeout=timeout, _lock=lock)
     except BaseException:
         if log is not None:
             log.close()
@@ -127,13 +132,13 @@ def _check_directory(directory: str, readonly: bool) -> None:
         )
 
 
-def _open_views_store(directory: str, readonly: bool) -> Store:
-    path = os.path.join(directory, "views")
+def _open_views_store(path: str, readonly: bool) -> Store:
+    """The views database at ``path`` (``<dir>/views``); for a reader, an empty stand-in while
+    the writer has not created it (the reader switches over once it exists)."""
     current = os.path.join(path, "CURRENT")
     if readonly and not os.path.exists(current):
-        # The writer has not created its views yet (or is recreating them): nothing to read.
         return MemoryStore(readonly=True)
-    secondaries = os.path.join(directory, "readers")
+    secondaries = os.path.join(os.path.dirname(path), "readers")
     damage: Exception
     if os.path.isdir(path) and not os.path.exists(current) and any(
         name.startswith("MANIFEST-") or name.endswith(".sst") for name in os.listdir(path)
@@ -175,61 +180,72 @@ def _views_dir_of(log_dir: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(log_dir)), "views")
 
 
-@dataclass
+@dataclass(eq=False)
 class _Mounted:
     """The db's record of one mounted view."""
 
     name: str
     view: View
     since: Obv[int]
-    proxy: MountedView
+    fingerprint: str
     error: FlumeError | None = None
-    state: str = "indexing"
-    expected: dict[str, Any] = field(default_factory=dict)
     # Mounted at open from its stored definition, not (yet) declared by this program, whose
     # own declaration of that name then replaces it (a changed definition rebuilds it).
     stored: bool = False
+    # Replaced (re-declared) or dropped: waiters on this record look the name up again.
+    retired: bool = False
+    # Entries per batch, adapted so that one batch takes at most about BATCH_SECONDS.
+    chunk: int = 64
 
 
 class MountedView:
     """What ``db.<name>`` is: the view's methods, wrapped so that reads wait for readiness.
 
-    ``async`` and ``source`` methods wait until the view has processed everything the log held
-    when they were called (read-your-writes), then answer; ``sync`` methods answer at once.
-    Every waiting method takes an extra ``timeout=`` (seconds; default: the db's).
+    A handle follows its *name*: after the view is declared again (``db.use(name, ...)``), a
+    handle obtained before reads the new declaration; after ``db.drop(name)`` it raises
+    :class:`flume.NotFoundError`. Methods of kind ``waits`` and ``stream`` wait until the view
+    has processed everything the log held when they were called (read-your-writes), then
+    answer; ``sync`` methods answer at once. Every waiting method takes an extra
+    ``timeout=`` (seconds; default: the db's).
     """
 
-    def __init__(self, db: Flume, mounted: _Mounted) -> None:
+    def __init__(self, db: Flume, name: str, methods: Mapping[str, str]) -> None:
         self._db = db
-        self._mounted = mounted
-        self.view = mounted.view
-        for method, kind in mounted.view.methods.items():
+        self._name = name
+        self._methods = dict(methods)
+        for method, kind in methods.items():
             setattr(self, method, self._wrap(method, kind))
 
     def _wrap(self, method: str, kind: str) -> Callable[..., Any]:
-        target = getattr(self.view, method)
-        db, mounted = self._db, self._mounted
+        db, name = self._db, self._name
+        doc_source = getattr(db._current(name).view, method)
 
         if kind == "sync":
 
-            @functools.wraps(target)
+            @functools.wraps(doc_source)
             def call_sync(*args: Any, **kwargs: Any) -> Any:
                 db._check_open()
-                return target(*args, **kwargs)
+                if not db._indexing:
+                    db._follow_writer()
+                return _method(db._current(name), method)(*args, **kwargs)
 
             return call_sync
 
-        @functools.wraps(target)
+        @functools.wraps(doc_source)
         def call_waiting(*args: Any, timeout: float | None = _UNSET, **kwargs: Any) -> Any:
-            db._wait_ready(mounted, timeout)
-            return target(*args, **kwargs)
+            return _method(db._wait_ready(name, timeout), method)(*args, **kwargs)
 
         return call_waiting
 
     @property
+    def view(self) -> View:
+        """The view object now mounted under this name."""
+        return self._db._current(self._name).view
+
+    @property
     def since(self) -> Obv[int]:
         """The last seq this view has committed."""
-        return self._mounted.since
+        return self._db._current(self._name).since
 
     def ready(self, timeout: float | None = _UNSET) -> None:
         """Block until the view has caught up with the log as it is now.
@@ -237,11 +253,24 @@ class MountedView:
         Raises:
             ViewError: the view stopped on an entry its function failed on.
             FlumeTimeoutError: ``timeout`` seconds passed first.
+            NotFoundError: the view was dropped.
         """
-        self._db._wait_ready(self._mounted, timeout)
+        self._db._wait_ready(self._name, timeout)
 
     def __repr__(self) -> str:
-        return f"<flume view {self._mounted.name!r} ({self.view.kind})>"
+        mounted = self._db._mounted.get(self._name)
+        kind = mounted.view.kind if mounted is not None else "dropped"
+        return f"<flume view {self._name!r} ({kind})>"
+
+
+def _method(mounted: _Mounted, method: str) -> Callable[..., Any]:
+    if method not in mounted.view.methods:
+        raise ViewNameError(
+            f"view {mounted.name!r} is now a {mounted.view.kind} view, which has no {method}(); "
+            f"its methods: {sorted(mounted.view.methods)}"
+        )
+    target: Callable[..., Any] = getattr(mounted.view, method)
+    return target
 
 
 class Flume:
@@ -262,28 +291,35 @@ class Flume:
     ) -> None:
         self.log = log
         self.readonly = log.readonly
+        self._views_path = None if log.dir is None else _views_dir_of(log.dir)
         if store is None:
             store = (
                 MemoryStore()
-                if log.dir is None
-                else RocksStore(_views_dir_of(log.dir), readonly=log.readonly)
+                if self._views_path is None
+                else _open_views_store(self._views_path, log.readonly)
             )
         self._store = store
         # Views are indexed here when their store is writable; otherwise (a readonly open) the
-        # writer process indexes them and this db follows its progress.
+        # writer process indexes them and this db follows its progress and its stored views.
         self._indexing = not store.readonly
         self._lock = _lock
         self._timeout = timeout
         self._mounted: dict[str, _Mounted] = {}
+        self._proxies: dict[str, MountedView] = {}
         self._views_proxy: Mapping[str, MountedView] = MappingProxyType({})
-        self._engine = threading.RLock()
+        # Guards the mount table, and keeps the indexer's batches apart from mounting,
+        # dropping and rebuilding views.
+        self._views_lock = threading.RLock()
         self._wakeup = threading.Condition(threading.Lock())
         self._pending_wake = False
         self._closing = False
         self._closed = False
         self._thread: threading.Thread | None = None
         self._unsubscribe = log.since.subscribe(lambda _: self._wake())
-        self._mount_stored_views()
+        if self._indexing:
+            self._mount_stored_views(self._store.all_meta())
+        else:
+            self._follow_writer()
 
     # -- the log -------------------------------------------------------------------------------
 
@@ -360,18 +396,25 @@ class Flume:
 
     @property
     def views(self) -> Mapping[str, MountedView]:
-        """The mounted views by name (read-only mapping)."""
+        """The mounted views by name (read-only mapping). In a readonly db this includes the
+        Query views the writer stores now, as they are added, changed and dropped."""
+        if not self._indexing and not self._closed:
+            self._follow_writer()
         return self._views_proxy
 
     def use(self, name: str, view: View) -> Flume:
         """Mount ``view`` as ``db.<name>``; return the db (chainable).
 
-        A view whose stored version or definition differs from ``view``'s, or that is ahead of
-        the log, is wiped and rebuilt; otherwise it resumes from its stored ``since``. In a
-        readonly db the view reads what the writer's view of that name has stored.
+        A stored view of that name is reused only when its fingerprint (kind, version and
+        definition, see :meth:`View.fingerprint`) is the declared view's and it is not ahead
+        of the log; otherwise it is wiped and rebuilt, its new definition stored in the same
+        atomic write. Declaring a mounted name again replaces that view (handles to it follow
+        the new one), except a view defined by code with the same version, which is a clash.
+        In a readonly db the view reads what the writer's view of that name has stored.
 
         Raises:
-            ViewNameError: ``name`` clashes with a Flume attribute or another view.
+            ViewNameError: ``name`` clashes with a Flume attribute, or with a view defined by
+                code mounted under it with the same version.
             InvalidTypeError: ``view`` is not a View.
         """
         self._check_open()
@@ -382,25 +425,35 @@ class Flume:
                 f"view name {name!r} must be a Python identifier not starting with '_' "
                 "(it becomes db.<name>)"
             )
-        with self._engine:
+        with self._views_lock:
             existing = self._mounted.get(name)
+            if existing is None and (hasattr(Flume, name) or name in vars(self)):
+                raise ViewNameError(f"{name!r} is a Flume attribute; pick another view name")
             if (
                 existing is not None
                 and not existing.stored
-                and not self._is_redeclaration(existing, view)
+                and existing.fingerprint == view.fingerprint()
+                and view.definition() is None
             ):
-                raise ViewNameError(f"a view named {name!r} is already mounted; pick another name")
-            if existing is None and hasattr(self, name):
-                raise ViewNameError(f"{name!r} is a Flume attribute; pick another view name")
-            if existing is not None:
-                self._unmount(existing)
-            self._mount(name, view)
+                # Views defined by code: the same version cannot tell another function apart.
+                raise ViewNameError(
+                    f"a view named {name!r} is already mounted with version {view.version}; "
+                    "declare it with a new version= to replace it (that rebuilds it), or pick "
+                    "another name"
+                )
+            if existing is not None and existing.fingerprint == view.fingerprint():
+                # The same data: keep its progress and family, serve it through the new object
+                # (reads already under way on the old one go on, their answers identical).
+                self._remount_same(existing, view)
+            else:
+                self._mount(name, view)
         self._wake()
         return self
 
     def drop(self, name: str) -> None:
         """Unmount the view ``name`` and delete everything stored for it (its data and its
-        meta record, so a stored Query view is no longer mounted on open).
+        definition, in one atomic write, so a stored Query view is no longer mounted on open).
+        Handles to it raise :class:`NotFoundError` from then on.
 
         Raises:
             NotFoundError: no view of that name is mounted or stored.
@@ -409,79 +462,110 @@ class Flume:
         self._check_open()
         if not self._indexing:
             raise ReadOnlyError("this database was opened readonly=True; drop views from the writer")
-        with self._engine:
+        with self._views_lock:
             mounted = self._mounted.get(name)
             if mounted is None and self._store.read_meta(name) is None:
                 raise NotFoundError(f"no view named {name!r}; views: {sorted(self._mounted)}")
+            self._store.drop(name)
             if mounted is not None:
                 self._unmount(mounted)
-                mounted.error = ClosedError(f"view {name!r} was dropped")
-                mounted.since.wake()
-            self._store.drop(name)
 
-    def _is_redeclaration(self, existing: _Mounted, view: View) -> bool:
-        # A Query view stored in the directory is mounted at open; declaring it again with the
-        # same definition is the normal case for a program that declares its views.
-        return (
-            existing.view.kind == view.kind
-            and existing.view.definition() is not None
-            and existing.view.definition() == view.definition()
-            and existing.view.version == view.version
-        )
+    def _current(self, name: str) -> _Mounted:
+        """The view mounted as ``name`` now (a handle follows its name)."""
+        mounted = self._mounted.get(name)
+        if mounted is None:
+            self._check_open()
+            raise NotFoundError(
+                f"view {name!r} was dropped" + ("" if self._indexing else " by the writer")
+                + f"; views now: {sorted(self._mounted)}"
+            )
+        return mounted
 
-    def _expected_meta(self, view: View) -> dict[str, Any]:
-        return {"kind": view.kind, "version": view.version, "definition": view.definition()}
+    def _meta(self, mounted: _Mounted, since: int) -> dict[str, Any]:
+        view = mounted.view
+        return {
+            "kind": view.kind,
+            "version": view.version,
+            "definition": view.definition(),
+            "fingerprint": mounted.fingerprint,
+            "since": since,
+        }
 
-    def _meta_matches(self, meta: dict[str, Any] | None, expected: dict[str, Any]) -> bool:
-        return meta is not None and all(meta.get(k) == v for k, v in expected.items())
-
-    def _mount(self, name: str, view: View) -> None:
-        expected = self._expected_meta(view)
+    def _mount(self, name: str, view: View, stored: bool = False) -> None:
+        """Mount ``view`` as ``name``, replacing what is mounted there; a stored view of
+        another fingerprint (or ahead of the log) is wiped and its new definition stored, in
+        one atomic write."""
+        fingerprint = view.fingerprint()
         meta = self._store.read_meta(name)
         since = -1
-        if self._meta_matches(meta, expected):
-            assert meta is not None
+        if meta is not None and meta.get("fingerprint") == fingerprint:
             since = int(meta.get("since", -1))
-        if self._indexing:
-            if since > self.log.since.value or since == -1:
-                # Changed definition, version or kind; or ahead of the log (it lost appends a
-                # non-durable commit had not flushed); or never written: start from empty.
-                self._store.wipe(name)
-                since = -1
-                # Store the meta record now, not with the first batch: a view declared on an
-                # empty log is stored too, so a Query view declared there is mounted by every
-                # later open (and kept current by every writer).
-                batch = self._store.batch()
-                batch.put_meta(name, {**expected, "since": -1})
-                self._store.write(batch)
-        since_obv: Obv[int] = Obv(since)
-        mounted = _Mounted(name=name, view=view, since=since_obv, proxy=None, expected=expected)  # type: ignore[arg-type]
-        mounted.proxy = MountedView(self, mounted)
-        ctx = ViewContext(
-            name=name,
-            family=self._store.family(name),
-            readonly=not self._indexing,
-            since=since_obv,
-            get_values=self._get_values,
-            scan_log=self._scan_log,
-            follow=self._follow,
-        )
-        view.open(ctx)
+        mounted = _Mounted(name=name, view=view, since=Obv(since), fingerprint=fingerprint,
+                           stored=stored)
+        if self._indexing and (since == -1 or since > self.log.since.value):
+            # Changed definition, version or kind (or a record from before fingerprints); or
+            # ahead of the log (it lost appends a non-durable commit had not flushed); or never
+            # written: start from empty. The definition is stored now, not with the first
+            # batch, so a Query view declared on an empty log is mounted by every later open.
+            self._store.reset({name: self._meta(mounted, -1)})
+            mounted.since.set(-1)
+        view.open(self._context(mounted))
+        previous = self._mounted.get(name)
+        if previous is not None:
+            self._retire(previous)
+            previous.view.close()
         self._mounted[name] = mounted
-        self._views_proxy = MappingProxyType({k: m.proxy for k, m in self._mounted.items()})
+        self._publish(name, view)
         if self._indexing and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="flume-indexer", daemon=True)
             self._thread.start()
 
+    def _remount_same(self, existing: _Mounted, view: View) -> None:
+        view.open(self._context(existing))
+        existing.view = view
+        existing.stored = False
+        self._publish(existing.name, view)
+
+    def _context(self, mounted: _Mounted) -> ViewContext:
+        return ViewContext(
+            name=mounted.name,
+            family=self._store.family(mounted.name),
+            readonly=not self._indexing,
+            since=mounted.since,
+            get_values=self._get_values,
+            scan_log=self._scan_log,
+            follow=self._follow,
+        )
+
+    def _publish(self, name: str, view: View) -> None:
+        proxy = self._proxies.get(name)
+        if proxy is None or proxy._methods != view.methods:
+            self._proxies[name] = MountedView(self, name, view.methods)
+        self._views_proxy = MappingProxyType(
+            {k: self._proxies[k] for k in sorted(self._mounted)}
+        )
+
+    def _retire(self, mounted: _Mounted) -> None:
+        mounted.retired = True
+        mounted.since.wake()  # waiters look the name up again
+
     def _unmount(self, mounted: _Mounted) -> None:
         del self._mounted[mounted.name]
+        self._proxies.pop(mounted.name, None)
+        self._retire(mounted)
         mounted.view.close()
-        self._views_proxy = MappingProxyType({k: m.proxy for k, m in self._mounted.items()})
+        self._views_proxy = MappingProxyType(
+            {k: self._proxies[k] for k in sorted(self._mounted)}
+        )
 
-    def _mount_stored_views(self) -> None:
+    def _mount_stored_views(self, metas: Mapping[str, dict[str, Any]]) -> None:
+        """Mount the views stored in the directory that can be built from their stored
+        definition (Query views) and are not mounted yet."""
         from flume.views.registry import view_from_meta
 
-        for name, meta in sorted(self._store.all_meta().items()):
+        for name, meta in sorted(metas.items()):
+            if name in self._mounted:
+                continue
             try:
                 view = view_from_meta(meta)
             except Exception as e:
@@ -495,20 +579,22 @@ class Flume:
                 logging.getLogger("flume").warning(message)
                 warnings.warn(message, RuntimeWarning, stacklevel=4)
                 continue
-            if view is not None and name not in self._mounted:
-                with self._engine:
-                    self._mount(name, view)
-                    self._mounted[name].stored = True
+            if view is not None:
+                with self._views_lock:
+                    self._mount(name, view, stored=True)
 
     def __getattr__(self, name: str) -> MountedView:
         # Only called when normal lookup fails: db.<view name>.
-        mounted: _Mounted | None = self.__dict__.get("_mounted", {}).get(name)
-        if mounted is None:
+        proxies: dict[str, MountedView] = self.__dict__.get("_proxies", {})
+        if name not in proxies and not name.startswith("_") and "_proxies" in self.__dict__:
+            if not self._indexing and not self._closed:
+                self._follow_writer()  # the writer may have declared it since
+        proxy = proxies.get(name)
+        if proxy is None:
             raise AttributeError(
-                f"Flume has no attribute or view {name!r}; mounted views: "
-                f"{sorted(self.__dict__.get('_mounted', {}))}"
+                f"Flume has no attribute or view {name!r}; mounted views: {sorted(proxies)}"
             )
-        return mounted.proxy
+        return proxy
 
     def _get_values(self, seqs: Sequence[int]) -> list[Any]:
         return self.log.get_many(seqs)
@@ -523,61 +609,99 @@ class Flume:
 
     # -- readiness -----------------------------------------------------------------------------
 
-    def _wait_ready(self, mounted: _Mounted, timeout: float | None) -> None:
+    def _wait_ready(self, name: str, timeout: float | None) -> _Mounted:
+        """Wait until the view mounted as ``name`` has reached the log's ``since`` as it is
+        now; return its record (the one mounted then: a re-declaration switches to it)."""
         self._check_open()
         if timeout is _UNSET:
             timeout = self._timeout
         target = self.log.refresh() if self.readonly else self.log.since.value
         deadline = None if timeout is None else time.monotonic() + timeout
-        since = mounted.since
         while True:
+            if not self._indexing:
+                self._follow_writer()
+            mounted = self._current(name)
+            since = mounted.since
+            generation = since.generation
             if mounted.error is not None:
                 raise mounted.error
             if self._closed:
                 raise ClosedError("the database was closed while a read waited for a view")
-            generation = since.generation
-            if not self._indexing:
-                self._poll_writer(mounted)
-            if since.value >= target:
-                return
+            if since.value >= target and not mounted.retired:
+                return mounted
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise self._timeout_error(mounted, target, timeout)
             wait = remaining
             if not self._indexing:
                 wait = READER_POLL_SECONDS if wait is None else min(wait, READER_POLL_SECONDS)
-            since.wait_change(generation, wait)
+            if not mounted.retired:
+                since.wait_change(generation, wait)
 
     def _timeout_error(self, mounted: _Mounted, target: int, timeout: float | None) -> FlumeTimeoutError:
         behind = target - mounted.since.value
-        who = (
-            "the writer process is not running, or does not index this view"
-            if not self._indexing
-            else "the indexer is still catching up"
-        )
+        if self._indexing:
+            who = "the indexer is still catching up"
+        else:
+            meta = self._store.read_meta(mounted.name)
+            if meta is not None and meta.get("fingerprint") != mounted.fingerprint:
+                who = (
+                    "the writer stores this view with another kind, version or definition than "
+                    "this program declares"
+                )
+            else:
+                who = "the writer process is not running, or does not index this view"
         return FlumeTimeoutError(
             f"view {mounted.name!r} is at seq {mounted.since.value}, {behind} entries behind the "
             f"log's {target}, after {timeout} s: {who}. Pass a larger timeout=, or check "
             "db.status()"
         )
 
-    def _poll_writer(self, mounted: _Mounted) -> None:
-        self._store.catch_up()
-        meta = self._store.read_meta(mounted.name)
-        since = int(meta.get("since", -1)) if self._meta_matches(meta, mounted.expected) and meta else -1
-        if since != mounted.since.value:
-            mounted.since.set(since)
+    def _follow_writer(self) -> None:
+        """Readers: catch up with the writer's views database and bring the mount table in
+        line with it: each view's ``since``, and the stored Query views as the writer adds,
+        changes and drops them (a view this program declared itself stays mounted)."""
+        with self._views_lock:
+            if self._closed:
+                return
+            self._open_writers_store()
+            self._store.catch_up()
+            metas = self._store.all_meta()
+            for name, mounted in list(self._mounted.items()):
+                meta = metas.get(name)
+                if mounted.stored and (meta is None or meta.get("fingerprint") != mounted.fingerprint):
+                    self._unmount(mounted)  # dropped or changed by the writer
+                    continue
+                since = -1
+                if meta is not None and meta.get("fingerprint") == mounted.fingerprint:
+                    since = int(meta.get("since", -1))
+                if since != mounted.since.value:
+                    mounted.since.set(since)
+            self._mount_stored_views(metas)
+
+    def _open_writers_store(self) -> None:
+        """Readers opened before the writer created its views database read an empty stand-in;
+        once the database exists, switch to it (and remount every view on it)."""
+        if self._views_path is None or not isinstance(self._store, MemoryStore):
+            return
+        if not os.path.exists(os.path.join(self._views_path, "CURRENT")):
+            return
+        store = _open_views_store(self._views_path, readonly=True)
+        if isinstance(store, MemoryStore):
+            return
+        self._store.close()
+        self._store = store
+        for mounted in self._mounted.values():
+            mounted.view.open(self._context(mounted))
 
     def status(self) -> dict[str, Any]:
         """The log's ``since`` and, per view, its ``since``, ``lag`` and ``state``
         (``ready``, ``indexing`` or ``failed``, with the ``error`` message when failed)."""
         self._check_open()
+        if not self._indexing:
+            self._follow_writer()
         mounted_views = list(self._mounted.items())
-        sinces: dict[str, int] = {}
-        for name, mounted in mounted_views:
-            if not self._indexing:
-                self._poll_writer(mounted)
-            sinces[name] = mounted.since.value
+        sinces = {name: mounted.since.value for name, mounted in mounted_views}
         # The log's since after the views': a view never shows ahead of the log.
         log_since = self.log.refresh() if self.readonly else self.log.since.value
         views: dict[str, Any] = {}
@@ -595,8 +719,10 @@ class Flume:
         return {"since": log_since, "views": views}
 
     def rebuild(self, timeout: float | None = None) -> None:
-        """Wipe every view and return once all have caught up again with the log as it was
-        at the call. Appends and reads go on meanwhile (reads wait for their view).
+        """Wipe every view (in one atomic write that keeps their definitions, so a rebuild cut
+        short by a crash resumes on the next open) and return once all have caught up again
+        with the log as it was at the call. Appends and reads go on meanwhile (reads wait for
+        their view).
 
         Raises:
             ReadOnlyError: in a readonly db. ViewError: a view failed while rebuilding.
@@ -608,23 +734,17 @@ class Flume:
                 "this database was opened readonly=True; rebuild from the process that opened it "
                 "for writing (or with `flume rebuild DIR` while no writer runs)"
             )
-        with self._engine:
-            for mounted in self._mounted.values():
-                self._wipe(mounted)
+        with self._views_lock:
+            names = sorted(self._mounted)
+            self._store.reset({n: self._meta(self._mounted[n], -1) for n in names})
+            for name in names:
+                mounted = self._mounted[name]
+                mounted.view.reset()
+                mounted.error = None
+                mounted.since.set(-1)
         self._wake()
-        for mounted in list(self._mounted.values()):
-            self._wait_ready(mounted, timeout)
-
-    def _wipe(self, mounted: _Mounted) -> None:
-        self._store.wipe(mounted.name)
-        # Keep the definition stored (since -1), as _mount does: a Query view rebuilt on an
-        # empty log is still mounted by every later open, readers' and writers'.
-        batch = self._store.batch()
-        batch.put_meta(mounted.name, {**mounted.expected, "since": -1})
-        self._store.write(batch)
-        mounted.view.reset()
-        mounted.error = None
-        mounted.since.set(-1)
+        for name in names:
+            self._wait_ready(name, timeout)
 
     # -- the indexer ---------------------------------------------------------------------------
 
@@ -652,30 +772,55 @@ class Flume:
                 return
 
     def _index_step(self) -> bool:
-        """Index one batch for every view that is behind; return whether there was work."""
-        with self._engine:
+        """Index one chunk for the views nearest the log's end, then one chunk for the views
+        furthest behind; return whether there was work.
+
+        Serving the leaders first each step means a view catching up on a long log (newly
+        declared, or rebuilt) holds back read-your-writes on the others by at most one chunk
+        of its own work, instead of making every view wait until it has caught up.
+        """
+        with self._views_lock:
             target = self.log.since.value
-            behind = [
-                m for m in self._mounted.values() if m.error is None and m.since.value < target
-            ]
+            behind = sorted(
+                (m for m in self._mounted.values() if m.error is None and m.since.value < target),
+                key=lambda m: m.since.value,
+            )
             if not behind:
                 return False
-            start = min(m.since.value for m in behind) + 1
-            try:
-                raw = self.log.read_raw(start, target, False, CHUNK)
-                entries = decode_entries(raw, self.log.dir)
-            except Exception as e:
-                for m in behind:
-                    self._fail(m, start, e, "the log could not be read")
-                return False
-            for m in behind:
-                if self._closing:
-                    break
-                offset = m.since.value + 1 - start
-                todo = entries[offset:] if offset > 0 else entries
-                if todo:
-                    self._apply(m, todo)
+            # Views within one chunk of each other share a read and the decoding.
+            leaders = [m for m in behind if m.since.value >= behind[-1].since.value - CHUNK]
+            self._index_chunk(leaders, target)
+            laggards = [m for m in behind if m.since.value < leaders[0].since.value]
+            if laggards and not self._closing:
+                low = laggards[0].since.value
+                self._index_chunk([m for m in laggards if m.since.value <= low + CHUNK], target)
             return True
+
+    def _index_chunk(self, views: list[_Mounted], target: int) -> None:
+        """Read one batch after the lowest ``since`` of ``views`` and apply it to each; each
+        view's batch size adapts to the time its last batch took."""
+        start = min(m.since.value for m in views) + 1
+        try:
+            raw = self.log.read_raw(start, target, False, min(m.chunk for m in views))
+            entries = decode_entries(raw, self.log.dir)
+        except Exception as e:
+            for m in views:
+                self._fail(m, start, e, "the log could not be read")
+            return
+        for m in views:
+            if self._closing:
+                return
+            offset = m.since.value + 1 - start
+            todo = entries[offset:] if offset > 0 else entries
+            if not todo:
+                continue
+            began = time.monotonic()
+            self._apply(m, todo)
+            took = time.monotonic() - began
+            if took > BATCH_SECONDS and m.chunk > MIN_CHUNK:
+                m.chunk = max(MIN_CHUNK, m.chunk // 2)
+            elif took < BATCH_SECONDS / 4 and len(todo) >= m.chunk:
+                m.chunk = min(CHUNK, m.chunk * 2)
 
     def _apply(self, mounted: _Mounted, entries: list[tuple[int, Any]]) -> None:
         batch = self._store.batch()
@@ -689,7 +834,7 @@ class Flume:
             self._fail(mounted, entries[0][0], e, "the view raised")
             return
         last = entries[-1][0]
-        batch.put_meta(mounted.name, {**mounted.expected, "since": last})
+        batch.put_meta(mounted.name, self._meta(mounted, last))
         try:
             self._store.write(batch)
         except Exception as e:
@@ -746,7 +891,7 @@ class Flume:
         for mounted in list(self._mounted.values()):
             mounted.since.wake()
         self.log.close()
-        with self._engine:
+        with self._views_lock:
             for mounted in self._mounted.values():
                 mounted.view.close()
         self._store.close()

@@ -973,6 +973,7 @@ for k in range(AUTHORS):
     got = [e.seq for e in db.q.read({"$filter": {"author": "@%d" % k}}, seqs=True)]
     if got != of_author(k, 0, n - 1):
         fail("final query k=%d" % k)
+since()  # the op loop may have ended before it saw the writer's last append
 db.close()
 emit(errors=errors, ops=ops, live=live_state, since=last_since[0])
 """

@@ -9,10 +9,12 @@ A view is a pure function of the log. The db drives it: ``open(ctx)`` once mount
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flume import codec
 from flume.errors import ClosedError, InvalidTypeError
 from flume.obv import Obv
 from flume.views.store import Family, StoreBatch
@@ -86,6 +88,14 @@ class View:
         """Data that defines the view, stored with it; a change rebuilds it (None for views
         defined by code, which use ``version`` instead)."""
         return None
+
+    def fingerprint(self) -> str:
+        """The one canonical digest of what decides this view's stored data: its kind, version
+        and definition, order-sensitive (msgpack keeps dict order, and tells ``1`` from
+        ``True`` from ``1.0``). A stored view is reused only by a view of the same
+        fingerprint; any other difference rebuilds it."""
+        encoded = codec.encode([self.kind, self.version, self.definition()])
+        return hashlib.sha256(encoded).hexdigest()
 
     def open(self, ctx: ViewContext) -> None:
         """Mounted on a db: load any state from ``ctx.family``."""

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Protocol, cast
 
-from rocksdict import AccessType, Options, Rdict, WriteBatch
+from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
 
 from flume import codec
 from flume.errors import CorruptionError, FormatError
@@ -62,7 +62,7 @@ class Store(Protocol):
     def all_meta(self) -> dict[str, dict[str, Any]]: ...
     def batch(self) -> StoreBatch: ...
     def write(self, batch: StoreBatch) -> None: ...
-    def wipe(self, name: str) -> None: ...
+    def reset(self, metas: dict[str, dict[str, Any]]) -> None: ...
     def drop(self, name: str) -> None: ...
     def catch_up(self) -> None: ...
     def close(self) -> None: ...
@@ -192,10 +192,11 @@ class MemoryStore:
                     fam._delete(key)
             self._meta.update(batch.meta)
 
-    def wipe(self, name: str) -> None:
+    def reset(self, metas: dict[str, dict[str, Any]]) -> None:
         with self._lock:
-            self._meta.pop(name, None)
-            self._families[name] = MemoryFamily()
+            for name, meta in metas.items():
+                self._families[name] = MemoryFamily()
+                self._meta[name] = dict(meta)
 
     def drop(self, name: str) -> None:
         with self._lock:
@@ -504,33 +505,47 @@ class RocksStore:
         assert isinstance(batch, RocksBatch)
         self._db.write(batch.wb)
 
-    def wipe(self, name: str) -> None:
-        """Empty a view's family and forget its meta record, in one atomic write."""
+    def reset(self, metas: dict[str, dict[str, Any]]) -> None:
+        """Empty the families of the views named in ``metas`` and store their meta records,
+        all in one atomic, durable write: a view's definition is never absent, even for an
+        instant a crash could catch (a Query view's definition exists nowhere else)."""
         with self._lock:
-            self._cf(name)  # created when missing
-            self._clear(name)
+            batch = self.batch()
+            for name, meta in metas.items():
+                self._cf(name)  # created when missing
+                self._clear_into(batch, name)
+                batch.put_meta(name, meta)
+            self._write_durably(batch)
 
     def drop(self, name: str) -> None:
-        """Delete a view's data and meta record for good (its column family stays, empty)."""
+        """Delete a view's data and meta record for good (its column family stays, empty),
+        in one atomic, durable write."""
         with self._lock:
-            self._clear(name)
+            batch = self.batch()
+            batch.wb.delete(name.encode(), self._handle(META_FAMILY))
+            if name in self._db_families():
+                self._clear_into(batch, name)
+            self._write_durably(batch)
 
-    def _clear(self, name: str) -> None:
+    def _clear_into(self, batch: RocksBatch, name: str) -> None:
         # Column families are emptied with a range delete, never dropped: a secondary instance
         # (a reader) opened after the primary dropped a column family can crash in RocksDB's
         # catch-up (a segfault in TryCatchUpWithPrimary, RocksDB 9.8).
-        batch = self.batch()
-        batch.wb.delete(name.encode(), self._handle(META_FAMILY))
-        if name in self._db_families():
-            it = self._cf(name).iter()
-            it.seek_to_last()
-            last = it.key() if it.valid() else None
-            del it
-            if last is not None:
-                handle = self._handle(name)
-                batch.wb.delete_range(b"", last, handle)
-                batch.wb.delete(last, handle)
-        self._db.write(batch.wb)
+        it = self._cf(name).iter()
+        it.seek_to_last()
+        last = it.key() if it.valid() else None
+        del it
+        if last is not None:
+            handle = self._handle(name)
+            batch.wb.delete_range(b"", last, handle)
+            batch.wb.delete(last, handle)
+
+    def _write_durably(self, batch: RocksBatch) -> None:
+        # Views' data is derived and may lag after a power loss (it is rebuilt from its since);
+        # their definitions are not derived from anything: those writes are synced.
+        options = WriteOptions()
+        options.sync = True
+        self._db.write(batch.wb, options)
 
     def catch_up(self) -> None:
         """Secondary instances only: see what the writer has committed since.
