@@ -225,3 +225,88 @@ def test_the_lock_of_a_secondary_directory_is_held_while_its_reader_is_open(tmp_
             os.close(fd)
     finally:
         store.close()
+
+
+# -- LMDB: readers never take the writer lock; a later sync=True open is durable (item 15) ----
+
+
+def _child(code: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_reader_opens_while_another_process_holds_lmdbs_write_transaction(tmp_path: Path) -> None:
+    db_dir = tmp_path / "db"
+    make_db(db_dir)
+    # A process in the middle of a write transaction (as a writer is during each commit;
+    # here held on purpose): it holds LMDB's writer mutex.
+    holder = _child(
+        f"""
+        import lmdb, sys
+        env = lmdb.open({str(db_dir / "log")!r}, max_dbs=2)
+        txn = env.begin(write=True)
+        print("holding", flush=True)
+        sys.stdin.read()
+        txn.abort()
+        """
+    )
+    reader = None
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        reader = _child(
+            f"""
+            import flume
+            db = flume.open({str(db_dir)!r}, readonly=True)
+            print(db.since.value, db.get(3), flush=True)
+            db.close()
+            """
+        )
+        try:
+            out, _ = reader.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("a reader's open waited for LMDB's writer lock")
+        assert out.split() == ["9", "3"]
+    finally:
+        for child in (holder, reader):
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.wait(10)
+
+
+def test_a_later_sync_open_of_a_shared_log_makes_its_commits_durable(tmp_path: Path) -> None:
+    # One environment per directory per process: the second open shares the first's. Its
+    # sync=True must hold all the same (LMDB's sync flags decide whether a commit fsyncs).
+    fast = LmdbLog(tmp_path / "log", sync=False)
+    assert fast._env.flags()["sync"] is False
+    fast.append("a")
+    durable = LmdbLog(tmp_path / "log", sync=True)
+    try:
+        assert durable._env.flags()["sync"] is True and durable._env.flags()["metasync"] is True
+        assert durable.append("b") == 1
+        assert fast.append("c") == 2  # the first keeps working on the reopened environment
+        assert [v for _, v in fast.stream()] == ["a", "b", "c"]
+    finally:
+        durable.close()
+        fast.close()
+
+
+def test_a_writer_opened_after_a_reader_in_one_process_writes_and_the_reader_follows(
+    tmp_path: Path,
+) -> None:
+    make_db(tmp_path / "db", n=3)
+    reader = flume.open(tmp_path / "db", readonly=True)
+    try:
+        assert reader.log._env.flags()["readonly"] is True
+        with flume.open(tmp_path / "db") as writer:
+            writer.use("cnt", count_view())
+            assert writer.append(3) == 3
+            assert writer.cnt.get() == 4
+            assert reader.since.value == 3 and reader.get(3) == 3
+        reader.use("cnt", count_view())
+        assert reader.cnt.get() == 4
+    finally:
+        reader.close()
