@@ -472,26 +472,28 @@ class RocksStore:
         self._db = self._open()
 
     def _open(self) -> Rdict:
-        self._manifest = self._current_manifest()
+        """Open the database (a secondary instance in a new private directory when readonly);
+        sets ``_manifest``, ``_opened`` and ``_secondary_dir`` only when it succeeds."""
+        manifest = self._current_manifest()
         existing = self._existing_families()
-        # A secondary instance sees only the column families it was opened with.
-        self._opened = set(existing)
         families = {name: _options() for name in existing if name != "default"}
+        secondary_dir = None
         try:
             if self.readonly:
-                self._secondary_dir = _make_secondary_dir(self._secondaries)
+                secondary_dir = _make_secondary_dir(self._secondaries)
                 db = Rdict(
                     self.path,
                     _options(),
                     column_families=families,
-                    access_type=AccessType.secondary(self._secondary_dir.path),
+                    access_type=AccessType.secondary(secondary_dir.path),
                 )
             else:
                 db = Rdict(self.path, _options(), column_families=families)
                 if META_FAMILY not in existing:
                     db.create_column_family(META_FAMILY, _options())
         except Exception as e:
-            self._remove_secondary_dir()
+            if secondary_dir is not None:
+                secondary_dir.remove()
             message = str(e)
             if "Corruption" in message:
                 raise CorruptionError(
@@ -500,6 +502,10 @@ class RocksStore:
                     "directory aside and rebuilds them"
                 ) from None
             raise FormatError(f"cannot open the views database at {self.path}: {message}") from None
+        self._manifest = manifest
+        # A secondary instance sees only the column families it was opened with.
+        self._opened = set(existing)
+        self._secondary_dir = secondary_dir
         return db
 
     def _existing_families(self) -> list[str]:
@@ -638,12 +644,24 @@ class RocksStore:
             return b""
 
     def _reopen(self) -> None:
-        # A secondary instance cannot see column families created after it opened.
+        """Replace the secondary instance with a new one (it cannot see column families
+        created after it opened, nor follow a new MANIFEST).
+
+        The old instance is dropped, not closed: scans in other threads hold it (through
+        their iterators and family handles) and finish on the state they began with; it
+        closes when the last of them lets go. If the new one cannot be opened, the old one
+        stays in use and the next catch-up tries again.
+
+        Raises:
+            CorruptionError, FormatError: the new instance could not be opened.
+        """
+        old_dir = self._secondary_dir
+        self._db = self._open()
         self._families.clear()
         self._handles.clear()
-        self._db.close()
-        self._remove_secondary_dir()
-        self._db = self._open()
+        if old_dir is not None:
+            # Only the old instance's info log is there: nothing it still reads.
+            old_dir.remove()
 
     def close(self) -> None:
         with self._lock:
