@@ -516,13 +516,13 @@ def test_a_killed_readers_secondary_directory_is_removed_by_the_next_reader(
     doomed = spawn()
     doomed.run(f"db = flume.open({str(path)!r}, readonly=True)")
     (left,) = os.listdir(path / "readers")
-    assert left.startswith(f"{doomed.pid}-")
+    assert left.startswith(f"flume-secondary-{doomed.pid}-")
     doomed.kill()
     assert os.listdir(path / "readers") == [left]
     reader = spawn()
     reader.run(f"db = flume.open({str(path)!r}, readonly=True)")
     (mine,) = os.listdir(path / "readers")
-    assert mine.startswith(f"{reader.pid}-")
+    assert mine.startswith(f"flume-secondary-{reader.pid}-")
 
 
 # -- one writer at a time ----------------------------------------------------------------------

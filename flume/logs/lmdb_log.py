@@ -106,9 +106,14 @@ class _ReadersWriterLock:
 
 @dataclass
 class _SharedEnv:
+    """The process's one environment on a directory, opened as its most demanding user
+    needs: read-write if any is a writer, with fsyncs if any asked for ``sync=True``."""
+
     env: lmdb.Environment
     log_db: Any
     meta_db: Any
+    readonly: bool
+    sync: bool
     lock: _ReadersWriterLock = field(default_factory=_ReadersWriterLock)
     users: int = 0
 
@@ -117,13 +122,38 @@ _envs: dict[str, _SharedEnv] = {}
 _envs_lock = threading.Lock()
 
 
-def _open_env(path: str, *, create: bool, map_size: int, sync: bool) -> _SharedEnv:
+def _open_env(path: str, *, readonly: bool, map_size: int, sync: bool) -> _SharedEnv:
+    """The shared environment of ``path``, opened, or reopened when it lacks what this user
+    needs (LMDB allows one open environment per directory per process).
+
+    Blocks on: the transactions of this process in progress, when it reopens.
+    """
     with _envs_lock:
         shared = _envs.get(path)
         if shared is None:
-            shared = _envs[path] = _new_env(path, create=create, map_size=map_size, sync=sync)
+            env, meta_db, log_db = _new_env(path, readonly=readonly, map_size=map_size, sync=sync)
+            shared = _envs[path] = _SharedEnv(env, log_db, meta_db, readonly, sync)
+        elif (shared.readonly and not readonly) or (sync and not shared.sync):
+            _reopen_env(path, shared, readonly=shared.readonly and readonly, sync=shared.sync or sync)
         shared.users += 1
         return shared
+
+
+def _reopen_env(path: str, shared: _SharedEnv, *, readonly: bool, sync: bool) -> None:
+    # With no transaction of this process open (every one runs under the shared lock), and
+    # the users reading shared.env and its handles at each transaction.
+    with shared.lock.exclusive():
+        map_size = shared.env.info()["map_size"]
+        shared.env.close()
+        try:
+            opened = _new_env(path, readonly=readonly, map_size=map_size, sync=sync)
+        except BaseException:
+            # Give the users there already their environment back, then fail this open.
+            restored = _new_env(path, readonly=shared.readonly, map_size=map_size, sync=shared.sync)
+            shared.env, shared.meta_db, shared.log_db = restored
+            raise
+        shared.env, shared.meta_db, shared.log_db = opened
+        shared.readonly, shared.sync = readonly, sync
 
 
 def _release_env(path: str, shared: _SharedEnv) -> None:
@@ -134,7 +164,14 @@ def _release_env(path: str, shared: _SharedEnv) -> None:
             shared.env.close()
 
 
-def _new_env(path: str, *, create: bool, map_size: int, sync: bool) -> _SharedEnv:
+def _new_env(
+    path: str, *, readonly: bool, map_size: int, sync: bool
+) -> tuple[lmdb.Environment, Any, Any]:
+    """Open the environment and its two databases; return ``(env, meta_db, log_db)``.
+
+    A reader's is opened read-only: it never begins a write transaction, so it never takes
+    LMDB's writer lock (nor waits for a writer's commit in progress to open)."""
+    create = not readonly
     if not create and not os.path.exists(os.path.join(path, "data.mdb")):
         raise FormatError(
             f"{path} holds no flume log (no data.mdb): this is not a flume database, "
@@ -152,6 +189,7 @@ def _new_env(path: str, *, create: bool, map_size: int, sync: bool) -> _SharedEn
             metasync=sync,
             readahead=False,
             create=create,
+            readonly=readonly,
         )
     except lmdb.InvalidError as e:
         raise CorruptionError(
@@ -165,7 +203,7 @@ def _new_env(path: str, *, create: bool, map_size: int, sync: bool) -> _SharedEn
     except BaseException:
         env.close()
         raise
-    return _SharedEnv(env=env, log_db=log_db, meta_db=meta_db)
+    return env, meta_db, log_db
 
 
 def _open_dbs(env: lmdb.Environment, path: str, *, create: bool) -> tuple[Any, Any]:
@@ -310,9 +348,7 @@ class LmdbLog(BaseLog):
         self._path = os.path.realpath(self.dir)
         if not readonly:
             os.makedirs(self._path, exist_ok=True)
-        self._shared = _open_env(self._path, create=not readonly, map_size=_map_size, sync=sync)
-        self._env = self._shared.env
-        self._db = self._shared.log_db
+        self._shared = _open_env(self._path, readonly=readonly, map_size=_map_size, sync=sync)
         self._rw = self._shared.lock
         self._sync = sync
         self._queue: list[_Pending] = []
@@ -322,6 +358,16 @@ class LmdbLog(BaseLog):
         self._last_batch = 1
         self._page_size: int = self._env.stat()["psize"]
         self.since.set(self._read_last())
+
+    # The environment and the log's handle are read from the shared record at each use: another
+    # open in this process may reopen the environment (see _open_env), never under a transaction.
+    @property
+    def _env(self) -> lmdb.Environment:
+        return self._shared.env
+
+    @property
+    def _db(self) -> Any:
+        return self._shared.log_db
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -540,7 +586,8 @@ class LmdbLog(BaseLog):
         The estimate is generous: twice the payload plus a page per value for the B-tree and
         free pages, so MapFullError stays the rare fallback.
         """
-        info = self._env.info()
+        with self._rw.shared():
+            info = self._env.info()
         page = self._page_size
         used = (info["last_pgno"] + 1) * page
         payload = sum(len(data) + page for request in batch for data in request.encoded)
@@ -567,5 +614,6 @@ class LmdbLog(BaseLog):
         with self._rw.exclusive():
             pass
         if not self.readonly and not self._sync:
-            self._env.sync(True)
+            with self._rw.shared():
+                self._env.sync(True)
         _release_env(self._path, self._shared)

@@ -12,6 +12,7 @@ rocksdict does not set reliably (see the engine notes in the design docs).
 from __future__ import annotations
 
 import bisect
+import fcntl
 import os
 import shutil
 import tempfile
@@ -344,33 +345,106 @@ class RocksBatch:
         self.wb.put(family.encode(), codec.encode(meta), self._store._handle(META_FAMILY))
 
 
-def _make_secondary_dir(parent: str) -> str:
-    """A private directory for one secondary instance, named after this process so that the
-    next reader can remove those of readers that died without closing."""
-    os.makedirs(parent, exist_ok=True)
-    for name in os.listdir(parent):
-        pid = name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent)
+# A reader's secondary directory is named ``flume-secondary-<pid>-<random>`` and holds
+# ``flume-secondary.lock``, on which its process holds an flock for as long as it uses it. Only
+# directories with both the name and the lock file are ever removed by another process, and only
+# when their lock can be taken: the kernel drops an flock when its holder exits however it exits,
+# so a taken lock proves the owner gone (a pid alone does not: pids are reused).
+_SECONDARY_PREFIX = "flume-secondary-"
+_OWNER_FILE = "flume-secondary.lock"
 
 
-def _alive(pid: int) -> bool:
+class _SecondaryDir:
+    """One secondary instance's private directory, and the lock that marks it in use.
+
+    ``fd`` is None for a private temporary directory (made when the readers directory cannot
+    be created), which no other process ever scans or removes."""
+
+    def __init__(self, path: str, fd: int | None) -> None:
+        self.path = path
+        self._fd = fd
+
+    def remove(self) -> None:
+        """Delete the directory, then release its lock (idempotent)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+def _make_secondary_dir(parent: str) -> _SecondaryDir:
+    """A private directory for one secondary instance under ``parent`` (created when
+    missing), locked by this process; then removes the directories there that flume's readers
+    left behind when they died without closing. When ``parent`` cannot be created or written
+    (read-only media), a private temporary directory instead, removed on close.
+
+    Raises:
+        OSError: not even a temporary directory can be made.
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        os.makedirs(parent, exist_ok=True)
+        path = tempfile.mkdtemp(prefix=f"{_SECONDARY_PREFIX}{os.getpid()}-", dir=parent)
+    except OSError:
+        return _SecondaryDir(tempfile.mkdtemp(prefix="flume-"), None)
+    try:
+        fd = _lock_new_dir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+        return _SecondaryDir(tempfile.mkdtemp(prefix="flume-"), None)
+    _remove_abandoned(parent)
+    return _SecondaryDir(path, fd)
+
+
+def _lock_new_dir(path: str) -> int:
+    """Create the lock file of the new directory ``path``, locked. It gets its marking name
+    only once locked (a rename), so no other process can see it marked and unlocked."""
+    staging = os.path.join(path, ".owner")
+    fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"flume reader secondary instance, process {os.getpid()}\n".encode())
+        os.rename(staging, os.path.join(path, _OWNER_FILE))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _remove_abandoned(parent: str) -> None:
+    """Remove the secondary directories in ``parent`` whose reader is gone: named by flume,
+    holding flume's lock file, and that lock free. Anything else there is left alone."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(_SECONDARY_PREFIX):
+            continue
+        path = os.path.join(parent, name)
+        if os.path.islink(path):
+            continue
+        try:
+            fd = os.open(os.path.join(path, _OWNER_FILE), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue  # no lock file: not a secondary directory of flume's (or being made)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its reader is alive
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 class RocksStore:
     """One RocksDB database at ``path`` (``<db dir>/views``), one column family per view.
 
     A read-only store opens RocksDB as a *secondary* instance with a private directory of its
-    own under ``secondaries`` (removed on close, or by the next reader if this one died) and
-    sees the writer's commits after :meth:`catch_up`.
+    own under ``secondaries`` (default: ``readers/`` next to ``path``, in the database
+    directory), removed on close, or by the next reader if this one died; when that directory
+    cannot be created (read-only media), in a private temporary directory removed on close.
+    It sees the writer's commits after :meth:`catch_up`.
 
     Raises:
         CorruptionError: RocksDB reports the database damaged.
@@ -385,36 +459,42 @@ class RocksStore:
         secondaries: str | None = None,
     ) -> None:
         self.path = os.fspath(path)
-        self._secondaries = secondaries or tempfile.gettempdir()
+        # Inside the database directory (the parent of its views/): never anywhere else, as
+        # stale secondary directories are removed from there.
+        self._secondaries = secondaries or os.path.join(
+            os.path.dirname(os.path.abspath(self.path)), "readers"
+        )
         self.readonly = readonly
         self._lock = threading.RLock()
-        self._secondary_dir: str | None = None
+        self._secondary_dir: _SecondaryDir | None = None
         self._families: dict[str, Rdict] = {}
         self._handles: dict[str, Any] = {}
         self._closed = False
         self._db = self._open()
 
     def _open(self) -> Rdict:
-        self._manifest = self._current_manifest()
+        """Open the database (a secondary instance in a new private directory when readonly);
+        sets ``_manifest``, ``_opened`` and ``_secondary_dir`` only when it succeeds."""
+        manifest = self._current_manifest()
         existing = self._existing_families()
-        # A secondary instance sees only the column families it was opened with.
-        self._opened = set(existing)
         families = {name: _options() for name in existing if name != "default"}
+        secondary_dir = None
         try:
             if self.readonly:
-                self._secondary_dir = _make_secondary_dir(self._secondaries)
+                secondary_dir = _make_secondary_dir(self._secondaries)
                 db = Rdict(
                     self.path,
                     _options(),
                     column_families=families,
-                    access_type=AccessType.secondary(self._secondary_dir),
+                    access_type=AccessType.secondary(secondary_dir.path),
                 )
             else:
                 db = Rdict(self.path, _options(), column_families=families)
                 if META_FAMILY not in existing:
                     db.create_column_family(META_FAMILY, _options())
         except Exception as e:
-            self._remove_secondary_dir()
+            if secondary_dir is not None:
+                secondary_dir.remove()
             message = str(e)
             if "Corruption" in message:
                 raise CorruptionError(
@@ -423,6 +503,10 @@ class RocksStore:
                     "directory aside and rebuilds them"
                 ) from None
             raise FormatError(f"cannot open the views database at {self.path}: {message}") from None
+        self._manifest = manifest
+        # A secondary instance sees only the column families it was opened with.
+        self._opened = set(existing)
+        self._secondary_dir = secondary_dir
         return db
 
     def _existing_families(self) -> list[str]:
@@ -575,12 +659,24 @@ class RocksStore:
             return b""
 
     def _reopen(self) -> None:
-        # A secondary instance cannot see column families created after it opened.
+        """Replace the secondary instance with a new one (it cannot see column families
+        created after it opened, nor follow a new MANIFEST).
+
+        The old instance is dropped, not closed: scans in other threads hold it (through
+        their iterators and family handles) and finish on the state they began with; it
+        closes when the last of them lets go. If the new one cannot be opened, the old one
+        stays in use and the next catch-up tries again.
+
+        Raises:
+            CorruptionError, FormatError: the new instance could not be opened.
+        """
+        old_dir = self._secondary_dir
+        self._db = self._open()
         self._families.clear()
         self._handles.clear()
-        self._db.close()
-        self._remove_secondary_dir()
-        self._db = self._open()
+        if old_dir is not None:
+            # Only the old instance's info log is there: nothing it still reads.
+            old_dir.remove()
 
     def close(self) -> None:
         with self._lock:
@@ -598,5 +694,5 @@ class RocksStore:
 
     def _remove_secondary_dir(self) -> None:
         if self._secondary_dir is not None:
-            shutil.rmtree(self._secondary_dir, ignore_errors=True)
+            self._secondary_dir.remove()
             self._secondary_dir = None
