@@ -99,8 +99,8 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"use reverse=False with live=True", "drop --reverse when you give --live"),
     (r"use reverse=True to read backwards", "use --reverse to read backwards"),
     (r"fix the view's function and declare it with a new version= to rebuild it",
-     "rebuild it with `flume rebuild {dir}` (a view defined by code: fix its function and "
-     "declare it with a new version)"),
+     ("rebuild it with `flume rebuild {dir}` (a view defined by code: fix its function and "
+      "declare it with a new version)")),
     (r"read db\.since for the last one", "`flume status {dir}` shows the last one"),
     (r"db\.status\(\)", "`flume status {dir}`"),
     (r"db\.rebuild\(\)", "`flume rebuild {dir}`"),
@@ -143,7 +143,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_line(cli_phrasing(str(e), _directory[-1] if _directory else None))
         return 1
     except click.Abort:
-        click.echo("", err=True)
         return 130
     except KeyboardInterrupt:
         return 130
@@ -661,11 +660,14 @@ def _is_new(directory: str) -> bool:
 
 
 def _append_in_place(directory: str, source: _Source, only_if_empty: bool) -> tuple[int, int]:
-    db = open_db(directory, write=True)
-    first = db.since.value
+    verb = "imported" if only_if_empty else "appended"
+    db: flume.Flume | None = None
+    first = -1
     appending = False
     try:
         try:
+            db = open_db(directory, write=True)
+            first = db.since.value
             if only_if_empty and first >= 0:
                 fail(
                     f"{directory} already holds {first + 1:,} entries; import restores "
@@ -675,10 +677,11 @@ def _append_in_place(directory: str, source: _Source, only_if_empty: bool) -> tu
             _append_batches(db, source)
             return source.values, db.since.value
         finally:
-            db.close()
+            if db is not None:
+                db.close()
     except (KeyboardInterrupt, click.Abort):
-        if appending:
-            click.echo(f"interrupted: {_appended(directory, first, source.values)}", err=True)
+        what = _appended(directory, first, source.values) if appending else f"nothing was {verb}"
+        click.echo(f"interrupted: {what}", err=True)
         raise
     except (FlumeError, OSError) as e:
         if not appending:
@@ -900,7 +903,7 @@ def parse_query_arg(text: str) -> Any:
 
 
 def _query_error(e: QueryError) -> NoReturn:
-    fail(f"malformed query at {e.path}: {e.reason}")
+    fail(f"malformed query at {e.path}: {cli_phrasing(e.reason)}")
 
 
 @cli.command(short_help="Run a JSON map-filter-reduce query over a Query view.")
