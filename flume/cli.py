@@ -8,10 +8,15 @@ import, index add/drop, rebuild, demo) take the writer lock and fail clearly whe
 writer holds it. Every error is one line on stderr, ``flume: error: ...``, with a non-zero
 exit code: 1 for a failed operation, 2 for a wrong command line.
 
-JSON cannot hold everything flume stores: bytes are shown as ``{"$base64": "..."}`` by the
-display commands (get, stream, query); ``export`` refuses them unless ``--base64-bytes`` is
-given (and ``import --base64-bytes`` turns them back into bytes). Dict keys that are not
-strings are shown as strings, and refused by ``export``.
+JSON cannot hold everything flume stores: bytes are shown as ``{"$base64": "..."}`` and the
+floats NaN, Infinity and -Infinity as ``{"$float": "NaN"}`` by the display commands (get,
+stream, query), so that every line is standard JSON; ``export`` refuses them unless
+``--base64-bytes`` / ``--tag-floats`` is given (and ``import`` with the same flag turns them
+back into bytes and floats). Dict keys that are not strings are shown as strings, and refused
+by ``export``.
+
+Errors name command-line remedies (``--timeout``, ``--reverse``, ``flume status DIR``), not the
+library's keyword arguments: :func:`cli_phrasing` rewrites the library's spellings.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ import binascii
 import contextlib
 import datetime
 import json
+import math
 import os
+import re
 import shlex
+import shutil
 import sys
 import tempfile
 import threading
@@ -52,6 +60,10 @@ DEFAULT_VIEW = "query"
 POLL_SECONDS = 0.05
 #: The key that stands for bytes in JSON output: ``{"$base64": "aGk="}``.
 BYTES_KEY = "$base64"
+#: The key that stands for a float JSON cannot hold: ``{"$float": "NaN"}``.
+FLOAT_KEY = "$float"
+#: The spellings of the floats JSON cannot hold, as ``float()`` reads them back.
+FLOAT_NAMES = ("NaN", "Infinity", "-Infinity")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,12 +87,51 @@ def _error_line(message: str) -> None:
     click.echo(f"flume: error: {text}", err=True)
 
 
+#: The directory of the running command, for remedies that name it (set by :func:`open_db`).
+_directory: list[str] = []
+
+# The library's remedies spelled for the command line, in order (longer spellings first).
+_PHRASES: tuple[tuple[str, str], ...] = (
+    (r"Pass a larger timeout=, or check db\.status\(\)",
+     "Pass a larger --timeout SECONDS, or check `flume status {dir}`"),
+    (r"\btimeout must be None or a number", "--timeout must be a number"),
+    (r"\blimit must be None or an int", "--limit must be an int"),
+    (r"use reverse=False with live=True", "drop --reverse when you give --live"),
+    (r"use reverse=True to read backwards", "use --reverse to read backwards"),
+    (r"fix the view's function and declare it with a new version= to rebuild it",
+     ("rebuild it with `flume rebuild {dir}` (a view defined by code: fix its function and "
+      "declare it with a new version)")),
+    (r"read db\.since for the last one", "`flume status {dir}` shows the last one"),
+    (r"db\.status\(\)", "`flume status {dir}`"),
+    (r"db\.rebuild\(\)", "`flume rebuild {dir}`"),
+    (r"\bseqs=True\b", "--seqs"),
+    (r"\breverse=True\b", "--reverse"),
+    (r"\blive=True\b", "--live"),
+    (r"\b(gte|gt|lte|lt|limit|timeout)=(?=[\s,;:.)]|$)", r"--\1"),
+)
+
+
+def cli_phrasing(message: str, directory: str | None = None) -> str:
+    """``message`` (a library error's) with its Python remedies (``timeout=``,
+    ``reverse=True``, ``db.status()``...) spelled as the CLI's options and commands."""
+    where = shlex.quote(directory) if directory else "DIR"
+    for pattern, replacement in _PHRASES:
+        spelled = replacement.replace("{dir}", where.replace("\\", "\\\\"))
+        message = re.sub(pattern, spelled, message)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``flume`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit
-    code. Errors never show a traceback: one line on stderr, then a non-zero code."""
+    code. Errors never show a traceback: one line on stderr, then a non-zero code (a command
+    group given no command prints its help, with code 2, as click does)."""
+    _directory.clear()
     try:
         result = cli.main(args=list(argv) if argv is not None else None, prog_name="flume",
                           standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()
+        return e.exit_code
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
         _error_line(e.format_message() + hint)
@@ -89,10 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_line(e.format_message())
         return e.exit_code
     except FlumeError as e:
-        _error_line(str(e))
+        _error_line(cli_phrasing(str(e), _directory[-1] if _directory else None))
         return 1
     except click.Abort:
-        click.echo("", err=True)
         return 130
     except KeyboardInterrupt:
         return 130
@@ -117,31 +167,52 @@ class _NotJson(Exception):
         self.what = what
 
 
-def _jsonable(value: Any, strict: bool, base64_bytes: bool) -> Any:
-    """``value`` with bytes as ``{"$base64": ...}`` (when ``base64_bytes``) and, unless
-    ``strict``, non-string dict keys as strings. ``strict`` raises :class:`_NotJson` for what
-    JSON cannot hold exactly."""
-    if value is None or isinstance(value, (str, bool, int, float)):
+def _float_name(value: float) -> str:
+    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+
+
+def _jsonable(value: Any, strict: bool, base64_bytes: bool, tag_floats: bool) -> Any:
+    """``value`` with bytes as ``{"$base64": ...}`` (when ``base64_bytes``), NaN and the
+    infinities as ``{"$float": ...}`` (when ``tag_floats``) and, unless ``strict``, non-string
+    dict keys as strings. ``strict`` raises :class:`_NotJson` for what JSON cannot hold exactly,
+    and for a dict of the user's that would read back as a tag."""
+    if value is None or isinstance(value, (str, bool, int)):
         return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        if not tag_floats:
+            raise _NotJson(f"the float {_float_name(value)}")
+        return {FLOAT_KEY: _float_name(value)}
     if isinstance(value, list):
-        return [_jsonable(v, strict, base64_bytes) for v in value]
+        return [_jsonable(v, strict, base64_bytes, tag_floats) for v in value]
     if isinstance(value, dict):
+        if strict and _reads_as_tag(value, base64_bytes, tag_floats):
+            raise _NotJson(f"a dict that reads back as a tagged value ({value!r:.40})")
         out: dict[str, Any] = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 if strict:
                     raise _NotJson(f"a dict key of type {type(k).__name__} ({k!r:.40})")
                 # As json.dumps shows them: 1 -> "1", None -> "null"; a tuple key as its JSON.
-                k = json.dumps(_jsonable(k, False, True), ensure_ascii=False)
-            out[k] = _jsonable(v, strict, base64_bytes)
+                k = json.dumps(_jsonable(k, False, True, True), ensure_ascii=False)
+            out[k] = _jsonable(v, strict, base64_bytes, tag_floats)
         return out
     if isinstance(value, (bytes, bytearray, memoryview)):
         if not base64_bytes:
             raise _NotJson(f"bytes ({bytes(value)[:20]!r})")
         return {BYTES_KEY: base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, tuple):
-        return [_jsonable(v, strict, base64_bytes) for v in value]
+        return [_jsonable(v, strict, base64_bytes, tag_floats) for v in value]
     raise _NotJson(f"a value of type {type(value).__name__}")
+
+
+def _reads_as_tag(value: dict[Any, Any], base64_bytes: bool, tag_floats: bool) -> bool:
+    if len(value) != 1:
+        return False
+    return (base64_bytes and isinstance(value.get(BYTES_KEY), str)) or (
+        tag_floats and isinstance(value.get(FLOAT_KEY), str)
+    )
 
 
 def _bytes_default(value: Any) -> Any:
@@ -150,27 +221,41 @@ def _bytes_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def dumps(value: Any) -> str:
-    """One JSON line for display: bytes as ``{"$base64": ...}``, other keys as strings."""
+def dumps(value: Any, indent: int | None = None) -> str:
+    """JSON for display, always standard: bytes as ``{"$base64": ...}``, NaN and the
+    infinities as ``{"$float": ...}``, other keys as strings."""
     try:
-        return json.dumps(value, ensure_ascii=False, default=_bytes_default)
+        return json.dumps(value, ensure_ascii=False, default=_bytes_default, allow_nan=False,
+                          indent=indent)
     except (TypeError, ValueError):
-        return json.dumps(_jsonable(value, False, True), ensure_ascii=False)
+        return json.dumps(_jsonable(value, False, True, True), ensure_ascii=False, indent=indent)
 
 
-def dumps_exact(value: Any, base64_bytes: bool) -> str:
-    """One JSON line that loads back to exactly ``value``, or :class:`_NotJson`."""
-    return json.dumps(_jsonable(value, True, base64_bytes), ensure_ascii=False)
+def dumps_exact(value: Any, base64_bytes: bool, tag_floats: bool = False) -> str:
+    """One JSON line that loads back to exactly ``value`` (through :func:`untag` with the same
+    flags), or :class:`_NotJson`."""
+    return json.dumps(_jsonable(value, True, base64_bytes, tag_floats), ensure_ascii=False)
 
 
-def _from_base64(value: Any) -> Any:
-    """Undo ``{"$base64": ...}``: such single-key dicts become bytes, anywhere in ``value``."""
+def untag(value: Any, base64_bytes: bool, tag_floats: bool) -> Any:
+    """Undo :func:`dumps_exact`'s tags: single-key dicts ``{"$base64": ...}`` become bytes
+    (with ``base64_bytes``) and ``{"$float": "NaN"}`` floats (with ``tag_floats``), anywhere in
+    ``value``.
+
+    Raises:
+        ValueError: a tag that holds no base64, or a ``$float`` other than NaN/±Infinity.
+    """
     if isinstance(value, list):
-        return [_from_base64(v) for v in value]
+        return [untag(v, base64_bytes, tag_floats) for v in value]
     if isinstance(value, dict):
-        if len(value) == 1 and isinstance(value.get(BYTES_KEY), str):
+        if base64_bytes and len(value) == 1 and isinstance(value.get(BYTES_KEY), str):
             return base64.b64decode(value[BYTES_KEY], validate=True)
-        return {k: _from_base64(v) for k, v in value.items()}
+        if tag_floats and len(value) == 1 and isinstance(value.get(FLOAT_KEY), str):
+            if value[FLOAT_KEY] not in FLOAT_NAMES:
+                raise ValueError(f"{FLOAT_KEY!r} holds {value[FLOAT_KEY]!r}, not one of "
+                                 f"{', '.join(FLOAT_NAMES)}")
+            return float(value[FLOAT_KEY])
+        return {k: untag(v, base64_bytes, tag_floats) for k, v in value.items()}
     return value
 
 
@@ -200,6 +285,7 @@ def open_db(directory: str, *, write: bool, timeout: float | None = None) -> flu
 
     Raises (as one-line CLI errors): a missing directory, a directory locked by a writer.
     """
+    _directory.append(directory)
     try:
         if write:
             return flume.open(directory)
@@ -223,11 +309,47 @@ def _query_views(db: flume.Flume) -> dict[str, flume.MountedView]:
     return {name: m for name, m in db.views.items() if m.view.kind == "query"}
 
 
+class ScanView:
+    """What `flume query` reads when DIR has no Query view: a Query view without indexes,
+    whose every read is a full scan of the log (as ``Query(indexes={})`` is in the library).
+    It is never mounted: it reads the log through the db's public API and stores nothing."""
+
+    def __init__(self, db: flume.Flume) -> None:
+        from flume.views import Query
+        from flume.views.base import ViewContext
+        from flume.views.store import MemoryFamily
+
+        def scan_log(upto: int, reverse: bool) -> Iterator[tuple[int, Any]]:
+            if upto < 0:
+                return iter(())
+            return iter(db.stream(lte=upto, reverse=reverse))
+
+        self.view = Query(indexes={})
+        self.view.open(ViewContext(
+            name="(no Query view: full scan)", family=MemoryFamily(), readonly=True,
+            since=db.since, get_values=lambda seqs: [db.get(s) for s in seqs],
+            scan_log=scan_log, follow=lambda after: db.stream(gt=after, live=True),
+        ))
+
+    def read(self, query: Any, **options: Any) -> Any:
+        """As a Query view's ``read``: every entry of the log runs through ``query``."""
+        return self.view.read(query, **options)
+
+    def explain(self, query: Any) -> dict[str, Any]:
+        """As a Query view's ``explain``; ``view`` is None and ``scan`` says why."""
+        plan = self.view.explain(query)
+        return {**plan, "view": None,
+                "note": "the directory has no Query view: every query is a full scan of the log"}
+
+
 def query_view(db: flume.Flume, name: str | None, directory: str) -> Any:
     """The Query view ``name`` of ``db`` (default: ``query``, or the only Query view): a
     :class:`flume.MountedView` with ``read`` and ``explain`` (set per view at mount, hence
-    ``Any`` to the type checker)."""
+    ``Any`` to the type checker). With no name given and no Query view in ``db``, a
+    :class:`ScanView` that answers by full scans."""
     views = _query_views(db)
+    if name is None and not views:
+        return ScanView(db)
     if name is None:
         if DEFAULT_VIEW in views or len(views) != 1:
             name = DEFAULT_VIEW
@@ -416,10 +538,11 @@ class _Source:
     in constant memory.
     """
 
-    def __init__(self, path: str, base64_bytes: bool) -> None:
+    def __init__(self, path: str, base64_bytes: bool = False, tag_floats: bool = False) -> None:
         self.path = path
         self.label = "stdin" if path == "-" else path
         self.base64_bytes = base64_bytes
+        self.tag_floats = tag_floats
         self._spool: IO[bytes] | None = None
         self.size = 0 if path == "-" else os.path.getsize(path)
         self.lines = 0
@@ -436,12 +559,14 @@ class _Source:
         except json.JSONDecodeError as e:
             fail(f"{self.label} line {number}: not valid JSON ({e.msg} at column {e.colno}); "
                  "nothing was appended")
-        if self.base64_bytes:
+        if self.base64_bytes or self.tag_floats:
             try:
-                value = _from_base64(value)
-            except (binascii.Error, ValueError) as e:
+                value = untag(value, self.base64_bytes, self.tag_floats)
+            except binascii.Error as e:
                 fail(f"{self.label} line {number}: a {BYTES_KEY!r} value is not base64 ({e}); "
                      "nothing was appended")
+            except ValueError as e:
+                fail(f"{self.label} line {number}: {e}; nothing was appended")
         return value
 
     def _raw_lines(self, progress: Any = None, first: bool = False) -> Iterator[tuple[int, bytes]]:
@@ -507,26 +632,123 @@ def _append_file(directory: str, source: _Source, *, only_if_empty: bool) -> tup
     :data:`BATCH`, waiting for the stored views; return (values, last seq).
 
     The check comes before the open, so a bad input leaves no trace, not even a new DIR.
-    With ``only_if_empty`` a DIR that already holds entries is refused.
+    With ``only_if_empty`` (import) a DIR that already holds entries is refused, and a DIR
+    that does not exist yet (or is an empty directory) is written aside and moved into place
+    at the end: all or nothing. Otherwise an interrupt (Ctrl-C) or a failure while appending
+    says on stderr how many values were appended and the last seq, read back from DIR.
     """
+    verb = "imported" if only_if_empty else "appended"
     try:
-        source.check()
-        db = open_db(directory, write=True)
         try:
-            if only_if_empty and db.since.value >= 0:
-                fail(
-                    f"{directory} already holds {db.since.value + 1:,} entries; import restores "
-                    "an export into a new or empty directory (use `flume append` to add to a log)"
-                )
-            last = db.since.value
-            for batch in source.batches():
-                last = db.append_many(batch)
-            wait_for_views(db)
-        finally:
-            db.close()
+            source.check()
+        except (KeyboardInterrupt, click.Abort):
+            click.echo(f"interrupted: nothing was {verb} (the input was still being checked)",
+                       err=True)
+            raise
+        if only_if_empty and _is_new(directory):
+            return _import_aside(directory, source)
+        return _append_in_place(directory, source, only_if_empty)
     finally:
         source.close()
-    return source.values, last
+
+
+def _is_new(directory: str) -> bool:
+    """Whether ``directory`` does not exist or is an empty directory."""
+    if not os.path.lexists(directory):
+        return True
+    return os.path.isdir(directory) and not os.path.islink(directory) and not os.listdir(directory)
+
+
+def _append_in_place(directory: str, source: _Source, only_if_empty: bool) -> tuple[int, int]:
+    verb = "imported" if only_if_empty else "appended"
+    db: flume.Flume | None = None
+    first = -1
+    appending = False
+    try:
+        try:
+            db = open_db(directory, write=True)
+            first = db.since.value
+            if only_if_empty and first >= 0:
+                fail(
+                    f"{directory} already holds {first + 1:,} entries; import restores "
+                    "an export into a new or empty directory (use `flume append` to add to a log)"
+                )
+            appending = True
+            _append_batches(db, source)
+            return source.values, db.since.value
+        finally:
+            if db is not None:
+                db.close()
+    except (KeyboardInterrupt, click.Abort):
+        what = _appended(directory, first, source.values) if appending else f"nothing was {verb}"
+        click.echo(f"interrupted: {what}", err=True)
+        raise
+    except (FlumeError, OSError) as e:
+        if not appending:
+            raise
+        message = cli_phrasing(str(e), directory) if isinstance(e, FlumeError) else str(e)
+        fail(f"{message}; {_appended(directory, first, source.values)}")
+
+
+def _append_batches(db: flume.Flume, source: _Source) -> None:
+    for batch in source.batches():
+        db.append_many(batch)
+    wait_for_views(db)
+
+
+def _appended(directory: str, first: int, total: int) -> str:
+    """What an interrupted append wrote: counted from DIR itself (a commit that an interrupt
+    cut short either happened whole or not at all), e.g. ``183,000 of the 300,000 values
+    appended, last seq 182,999``."""
+    try:
+        with flume.open(directory, readonly=True) as db:
+            last = db.since.value
+    except FlumeError as e:
+        return f"how many values were appended is unknown ({e}); see `flume status {directory}`"
+    n = last - first
+    if n == total:
+        return (f"all {n:,} values appended, last seq {last:,}; the Query views catch up at the "
+                "next write command")
+    return f"{n:,} of the {total:,} values appended" + (f", last seq {last:,}" if last >= 0 else "")
+
+
+def _import_aside(directory: str, source: _Source) -> tuple[int, int]:
+    """Import into a temporary directory beside DIR, then rename it to DIR: an interrupted or
+    failed import leaves DIR as it was (missing, or empty), so it can simply be run again."""
+    target = os.path.abspath(directory)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    aside = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.importing-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(aside, 0o777 & ~umask)  # as a directory flume.open creates, not mkdtemp's 0700
+    state = "is as it was" if os.path.exists(target) else "was not created"
+    unchanged = f"nothing was imported ({directory} {state})"
+    moved = False
+    try:
+        db = open_db(aside, write=True)
+        _directory.append(directory)
+        try:
+            _append_batches(db, source)
+            last = db.since.value
+        finally:
+            db.close()
+        try:
+            # Replaces a missing or empty directory; fails if DIR was filled meanwhile.
+            os.rename(aside, target)
+        except OSError as e:
+            fail(f"{directory} changed while importing ({e.strerror}); {unchanged}")
+        moved = True
+        return source.values, last
+    except (KeyboardInterrupt, click.Abort):
+        click.echo(f"interrupted: {unchanged}; run the import again", err=True)
+        raise
+    except (FlumeError, OSError) as e:
+        message = cli_phrasing(str(e), directory) if isinstance(e, FlumeError) else str(e)
+        fail(f"{message}; {unchanged}")
+    finally:
+        if not moved:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 @cli.command(short_help="Append JSON lines from a file or stdin; print the last seq.")
@@ -553,7 +775,10 @@ def append(directory: str, file: str) -> None:
 @click.argument("file", metavar="FILE|-", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--base64-bytes", is_flag=True,
               help='turn {"$base64": "..."} objects back into bytes (undoes export --base64-bytes)')
-def import_(directory: str, file: str, base64_bytes: bool) -> None:
+@click.option("--tag-floats", is_flag=True,
+              help='turn {"$float": "NaN"} (or "Infinity", "-Infinity") objects back into floats '
+              "(undoes export --tag-floats)")
+def import_(directory: str, file: str, base64_bytes: bool, tag_floats: bool) -> None:
     """Restore an export (JSON lines, one value each) into a new or empty DIR.
 
     Every value gets the seq it had when exported from a whole log, so `flume export A >
@@ -561,7 +786,7 @@ def import_(directory: str, file: str, base64_bytes: bool) -> None:
     `append`, it checks the whole file first: a bad line writes nothing. Refuses a DIR that
     already holds entries (use `flume append` to add to a log).
     """
-    source = _Source(file, base64_bytes=base64_bytes)
+    source = _Source(file, base64_bytes=base64_bytes, tag_floats=tag_floats)
     n, last = _append_file(directory, source, only_if_empty=True)
     click.echo(f"imported {n:,} values", err=True)
     click.echo(str(last))
@@ -630,13 +855,17 @@ def stream(directory: str, gt: int | None, gte: int | None, lt: int | None, lte:
 @click.option("--base64-bytes", is_flag=True,
               help='write bytes as {"$base64": "..."} (import --base64-bytes reads them back); '
               "without it, a value holding bytes is an error")
+@click.option("--tag-floats", is_flag=True,
+              help='write NaN, Infinity and -Infinity as {"$float": "NaN"} (import --tag-floats '
+              "reads them back); without it, a value holding one is an error (JSON has none)")
 def export(directory: str, gt: int | None, gte: int | None, lt: int | None, lte: int | None,
-           base64_bytes: bool) -> None:
+           base64_bytes: bool, tag_floats: bool) -> None:
     """Write every value of the log as JSON lines, in seq order (for `flume import`).
 
     Lossless for JSON data: `flume import` of the output recreates the same log. A value JSON
-    cannot hold exactly (bytes, dict keys that are not strings) stops the export with an error
-    naming its seq, unless --base64-bytes covers it.
+    cannot hold exactly (bytes, NaN or an infinity, dict keys that are not strings) stops the
+    export with an error naming its seq, unless --base64-bytes / --tag-floats covers it (then
+    import with the same flags).
     """
     db = open_db(directory, write=False)
     out = _Out()
@@ -644,9 +873,10 @@ def export(directory: str, gt: int | None, gte: int | None, lt: int | None, lte:
         with db.stream(gt=gt, gte=gte, lt=lt, lte=lte) as entries:
             for seq, value in entries:
                 try:
-                    out.line(dumps_exact(value, base64_bytes))
+                    out.line(dumps_exact(value, base64_bytes, tag_floats))
                 except _NotJson as e:
-                    hint = " (add --base64-bytes)" if e.what.startswith("bytes") else ""
+                    hint = (" (add --base64-bytes)" if e.what.startswith("bytes")
+                            else " (add --tag-floats)" if e.what.startswith("the float") else "")
                     fail(f"seq {seq} holds {e.what}, which JSON cannot hold exactly{hint}; "
                          "export is lossless only for JSON data")
     finally:
@@ -673,7 +903,7 @@ def parse_query_arg(text: str) -> Any:
 
 
 def _query_error(e: QueryError) -> NoReturn:
-    fail(f"malformed query at {e.path}: {e.reason}")
+    fail(f"malformed query at {e.path}: {cli_phrasing(e.reason)}")
 
 
 @cli.command(short_help="Run a JSON map-filter-reduce query over a Query view.")
@@ -687,7 +917,8 @@ def _query_error(e: QueryError) -> NoReturn:
 @click.option("--seqs", is_flag=True,
               help='output {"seq": N, "value": ...} objects (queries of $filter and $sort only)')
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
-              help="how long to wait for the view to catch up with the log (default 10)")
+              help="how long to wait for the view to catch up with the log (default 10; inf: "
+              "forever)")
 def query(directory: str, query_text: str, explain: bool, view_name: str | None, reverse: bool,
           limit: int | None, live: bool, old: bool, seqs: bool, timeout: float | None) -> None:
     """Run a map-filter-reduce QUERY (JSON) over a Query view; output JSON lines.
@@ -695,6 +926,9 @@ def query(directory: str, query_text: str, explain: bool, view_name: str | None,
     QUERY is a list of stages, e.g. '[{"$filter": {"value": {"author": "@a"}}}]', or @FILE.
     The view picks the best index for the first $filter (see --explain). The view's
     definitions are stored in DIR, so no code is needed; `flume index add` declares them.
+    A DIR without Query views answers every query by a full scan of the log.
+
+    The query language, every operator with an example: docs/query.md in flume's source.
     """
     parsed = parse_query_arg(query_text)
     db = open_db(directory, write=False, timeout=timeout)
@@ -703,8 +937,7 @@ def query(directory: str, query_text: str, explain: bool, view_name: str | None,
         view = query_view(db, view_name, directory)
         try:
             if explain:
-                click.echo(json.dumps(view.explain(parsed), indent=2, ensure_ascii=False,
-                                      default=_bytes_default))
+                click.echo(dumps(view.explain(parsed), indent=2))
                 return
             items = view.read(parsed, reverse=reverse, limit=limit, live=live, old=old, seqs=seqs)
             with contextlib.closing(items):

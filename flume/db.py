@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -36,6 +36,7 @@ from flume.lock import LOCK_FILE, DirectoryLock
 from flume.logs.base import CHUNK, BaseLog, LogStream, decode_entries
 from flume.logs.lmdb_log import LmdbLog
 from flume.obv import Obv
+from flume.ranges import MAX_SEQ, check_name, check_path, check_seq, check_timeout
 from flume.views.base import FamilyBatch, View, ViewContext, ViewFunctionError
 from flume.views.store import MemoryStore, RocksStore, Store
 
@@ -68,8 +69,9 @@ def open(  # noqa: A001 - flume.open, like io.open
         readonly: read alongside the writer (in this or another process); never creates,
             never writes. Reads wait for the writer's views, for at most ``timeout``.
         sync: see :class:`LmdbLog` (``True``: every append durable before it returns).
-        timeout: default seconds a view read waits for the view to catch up (None: forever).
-            Defaults to None for a writer and ``DEFAULT_READER_TIMEOUT`` for a reader.
+        timeout: default seconds a view read waits for the view to catch up (None or
+            ``math.inf``: forever). Defaults to None for a writer and
+            ``DEFAULT_READER_TIMEOUT`` for a reader.
 
     Blocks on: opening LMDB and RocksDB (milliseconds); never on other processes.
 
@@ -78,13 +80,16 @@ def open(  # noqa: A001 - flume.open, like io.open
         DirectoryNotFoundError: ``readonly`` and the directory does not exist.
         FormatError: the directory is not a flume database, or of an unknown format version.
         CorruptionError: the log is damaged (a damaged views database is rebuilt instead).
+        InvalidTypeError / InvalidArgumentError: a bad argument (``path`` must be a str or a
+            ``pathlib.Path``); nothing is created.
     """
     for name, flag in (("readonly", readonly), ("sync", sync)):
         if not isinstance(flag, bool):
             raise InvalidTypeError(f"{name} must be True or False, not {flag!r}")
-    directory = os.fspath(path)
+    directory = check_path(path)
     if timeout is _UNSET:
         timeout = DEFAULT_READER_TIMEOUT if readonly else None
+    timeout = check_timeout(timeout)
     _check_directory(directory, readonly)
     lock = None if readonly else DirectoryLock(directory)
     log: LmdbLog | None = None
@@ -303,7 +308,7 @@ class Flume:
         # writer process indexes them and this db follows its progress and its stored views.
         self._indexing = not store.readonly
         self._lock = _lock
-        self._timeout = timeout
+        self._timeout = check_timeout(timeout)
         self._mounted: dict[str, _Mounted] = {}
         self._proxies: dict[str, MountedView] = {}
         self._views_proxy: Mapping[str, MountedView] = MappingProxyType({})
@@ -342,11 +347,15 @@ class Flume:
         self._check_writable()
         return self.log.append(value)
 
-    def append_many(self, values: Sequence[Any]) -> int:
+    def append_many(self, values: Iterable[Any]) -> int:
         """Append a batch in one atomic commit (all or nothing); return the last seq.
+
+        ``values`` is a list, a tuple or any iterable (a generator is read whole before
+        anything is written); not a str, bytes, dict or set.
 
         Raises:
             EncodeError: an item is not storable (named by position); nothing is written.
+            InvalidTypeError: ``values`` is not such an iterable; nothing is written.
             ReadOnlyError, ClosedError.
         """
         self._check_writable()
@@ -359,6 +368,9 @@ class Flume:
             NotFoundError (a KeyError): no such seq. InvalidTypeError: not an int.
         """
         self._check_open()
+        if check_seq("seq", seq) > MAX_SEQ:
+            # Beyond any seq a log can hold: not in it, like any other seq past the end.
+            raise NotFoundError(f"seq {seq} is not in the log (no log holds seqs above 2**64-1)")
         if self.readonly:
             self.log.refresh()
         return self.log.get(seq)
@@ -457,9 +469,10 @@ class Flume:
 
         Raises:
             NotFoundError: no view of that name is mounted or stored.
-            ReadOnlyError: in a readonly db.
+            ReadOnlyError: in a readonly db. InvalidTypeError: ``name`` is not a str.
         """
         self._check_open()
+        check_name(name)
         if not self._indexing:
             raise ReadOnlyError("this database was opened readonly=True; drop views from the writer")
         with self._views_lock:
@@ -613,8 +626,7 @@ class Flume:
         """Wait until the view mounted as ``name`` has reached the log's ``since`` as it is
         now; return its record (the one mounted then: a re-declaration switches to it)."""
         self._check_open()
-        if timeout is _UNSET:
-            timeout = self._timeout
+        timeout = self._timeout if timeout is _UNSET else check_timeout(timeout)
         target = self.log.refresh() if self.readonly else self.log.since.value
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -718,33 +730,39 @@ class Flume:
             views[name] = info
         return {"since": log_since, "views": views}
 
-    def rebuild(self, timeout: float | None = None) -> None:
-        """Wipe every view (in one atomic write that keeps their definitions, so a rebuild cut
-        short by a crash resumes on the next open) and return once all have caught up again
-        with the log as it was at the call. Appends and reads go on meanwhile (reads wait for
+    def rebuild(self, name: str | None = None, *, timeout: float | None = None) -> None:
+        """Wipe the view ``name`` (default: every view; in one atomic write that keeps their
+        definitions, so a rebuild cut short by a crash resumes on the next open) and return
+        once it has caught up again        with the log as it was at the call. Appends and reads go on meanwhile (reads wait for
         their view).
 
         Raises:
+            NotFoundError: no view ``name`` is mounted. InvalidTypeError / InvalidArgumentError:
+                a bad argument. (These before anything is wiped.)
             ReadOnlyError: in a readonly db. ViewError: a view failed while rebuilding.
             FlumeTimeoutError: ``timeout`` passed first.
         """
         self._check_open()
+        if name is not None and check_name(name) not in self._mounted:
+            raise NotFoundError(f"no view named {name!r} is mounted; views: {sorted(self._mounted)}")
+        timeout = check_timeout(timeout)
         if not self._indexing:
             raise ReadOnlyError(
                 "this database was opened readonly=True; rebuild from the process that opened it "
                 "for writing (or with `flume rebuild DIR` while no writer runs)"
             )
         with self._views_lock:
-            names = sorted(self._mounted)
+            # (A view dropped by another thread since the check above is not rebuilt.)
+            names = [n for n in sorted(self._mounted) if name is None or n == name]
             self._store.reset({n: self._meta(self._mounted[n], -1) for n in names})
-            for name in names:
-                mounted = self._mounted[name]
+            for n in names:
+                mounted = self._mounted[n]
                 mounted.view.reset()
                 mounted.error = None
                 mounted.since.set(-1)
         self._wake()
-        for name in names:
-            self._wait_ready(name, timeout)
+        for n in names:
+            self._wait_ready(n, timeout)
 
     # -- the indexer ---------------------------------------------------------------------------
 

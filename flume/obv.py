@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from flume.errors import FlumeTimeoutError
+from flume.ranges import check_timeout
 
 T = TypeVar("T")
 
@@ -64,8 +65,10 @@ class Obv(Generic[T]):
         Blocks on: the next ``set()`` that reaches ``n``.
 
         Raises:
-            FlumeTimeoutError: ``timeout`` seconds passed first.
+            FlumeTimeoutError: ``timeout`` seconds passed first (None or ``math.inf``: never).
+            InvalidTypeError / InvalidArgumentError: ``timeout`` is not None or a number >= 0.
         """
+        timeout = check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._value >= n:  # type: ignore[operator]

@@ -266,9 +266,19 @@ def test_query_that_is_not_json(demo: tuple[Path, str], capsys: pytest.CaptureFi
     assert "QUERY is not valid JSON" in line and "column 3" in line
 
 
-def test_query_without_a_query_view(tmp_path: Path) -> None:
-    ok("append", tmp_path / "db", input="1\n")
-    line = error("query", tmp_path / "db", "{}")
+def test_query_without_a_query_view_scans_the_log(tmp_path: Path) -> None:
+    """As the library does with Query(indexes={}): every query is answered by a full scan."""
+    ok("append", tmp_path / "db", input='1\n{"a": 2}\n{"a": 3}\n')
+    out = ok("query", tmp_path / "db", '[{"$filter": {"a": {"$gt": 2}}}]')
+    assert [json.loads(line) for line in out.splitlines()] == [{"a": 3}]
+    out = ok("query", tmp_path / "db", '{"$reduce": {"$count": true}}')
+    assert json.loads(out) == 3
+    out = ok("query", tmp_path / "db", "[]", "--reverse", "--limit", "1", "--seqs")
+    assert json.loads(out) == {"seq": 2, "value": {"a": 3}}
+    plan = json.loads(ok("query", tmp_path / "db", "{}", "--explain"))
+    assert plan["view"] is None and plan["index"] is None and plan["scan"]
+    assert "full scan" in plan["note"]
+    line = error("query", tmp_path / "db", "{}", "--view", "query")
     assert "no Query view named 'query'" in line and "flume index add" in line
 
 

@@ -8,7 +8,7 @@ live streams, option checking and closing live here, once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from flume import codec
@@ -17,12 +17,18 @@ from flume.errors import (
     ClosedError,
     CorruptionError,
     InvalidArgumentError,
-    InvalidTypeError,
     NotFoundError,
     ReadOnlyError,
 )
 from flume.obv import Obv
-from flume.ranges import SeqRange, check_bool, check_limit, check_seq, seq_range
+from flume.ranges import (
+    SeqRange,
+    check_bool,
+    check_limit,
+    check_seq,
+    check_values,
+    seq_range,
+)
 
 # Entries read per step of a stream: large enough to amortise a read transaction, small enough
 # that a stream never pins the log's pages for long.
@@ -57,7 +63,7 @@ class Log(Protocol):
     readonly: bool
 
     def append(self, value: Any) -> int: ...
-    def append_many(self, values: Sequence[Any]) -> int: ...
+    def append_many(self, values: Iterable[Any]) -> int: ...
     def get(self, seq: int) -> Any: ...
     def stream(
         self,
@@ -125,22 +131,18 @@ class BaseLog:
         self._check_writable()
         return self._commit([codec.encode(value)])
 
-    def append_many(self, values: Sequence[Any]) -> int:
+    def append_many(self, values: Iterable[Any]) -> int:
         """Append every value in one atomic commit (all or nothing); return the last seq.
 
         An empty batch writes nothing and returns ``since``.
 
         Raises:
             EncodeError: an item is not storable (names its position; nothing is written).
-            InvalidTypeError: ``values`` is a str, bytes or dict rather than a sequence of values.
+            InvalidTypeError: ``values`` is not an iterable of values (see
+                :func:`flume.ranges.check_values`: a generator is read whole first).
         """
         self._check_writable()
-        if isinstance(values, (str, bytes, dict)):
-            raise InvalidTypeError(
-                f"append_many takes a list of values, not a {type(values).__name__}; "
-                "use append() for a single value"
-            )
-        encoded = codec.encode_many(values)
+        encoded = codec.encode_many(check_values(values))
         if not encoded:
             return self.since.value
         return self._commit(encoded)
