@@ -37,7 +37,7 @@ from flume.logs.base import CHUNK, BaseLog, LogStream, decode_entries
 from flume.logs.lmdb_log import LmdbLog
 from flume.obv import Obv
 from flume.ranges import MAX_SEQ, check_name, check_path, check_seq, check_timeout
-from flume.views.base import FamilyBatch, View, ViewContext, ViewFunctionError
+from flume.views.base import FamilyBatch, StaleReadError, View, ViewContext, ViewFunctionError
 from flume.views.store import MemoryStore, RocksStore, Store
 
 # How long a read in a readonly process waits for the writer's views before it gives up.
@@ -238,7 +238,24 @@ class MountedView:
 
         @functools.wraps(doc_source)
         def call_waiting(*args: Any, timeout: float | None = _UNSET, **kwargs: Any) -> Any:
-            return _method(db._wait_ready(name, timeout), method)(*args, **kwargs)
+            timeout = db._timeout if timeout is _UNSET else check_timeout(timeout)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                mounted = db._wait_ready(name, remaining, reported_timeout=timeout)
+                try:
+                    return _method(mounted, method)(*args, **kwargs)
+                except StaleReadError as e:
+                    # A reader's copy of the store answered from before the since it showed:
+                    # open a fresh copy and ask again, within the same timeout.
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise FlumeTimeoutError(
+                            f"view {name!r}: the writer's stored state stayed older than the "
+                            f"view's since for {timeout} s ({e}); pass a larger timeout=, or "
+                            "check the directory with `flume verify`"
+                        ) from None
+                    db._store.catch_up(reopen=True)
+                    time.sleep(READER_POLL_SECONDS)
 
         return call_waiting
 
@@ -622,11 +639,17 @@ class Flume:
 
     # -- readiness -----------------------------------------------------------------------------
 
-    def _wait_ready(self, name: str, timeout: float | None) -> _Mounted:
+    def _wait_ready(
+        self, name: str, timeout: float | None, reported_timeout: float | None = _UNSET
+    ) -> _Mounted:
         """Wait until the view mounted as ``name`` has reached the log's ``since`` as it is
-        now; return its record (the one mounted then: a re-declaration switches to it)."""
+        now; return its record (the one mounted then: a re-declaration switches to it).
+        ``reported_timeout``: the timeout the caller gave, for the error (when ``timeout`` is
+        what is left of it)."""
         self._check_open()
         timeout = self._timeout if timeout is _UNSET else check_timeout(timeout)
+        if reported_timeout is _UNSET:
+            reported_timeout = timeout
         target = self.log.refresh() if self.readonly else self.log.since.value
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -643,7 +666,7 @@ class Flume:
                 return mounted
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise self._timeout_error(mounted, target, timeout)
+                raise self._timeout_error(mounted, target, reported_timeout)
             wait = remaining
             if not self._indexing:
                 wait = READER_POLL_SECONDS if wait is None else min(wait, READER_POLL_SECONDS)

@@ -367,3 +367,37 @@ def test_scans_in_other_threads_survive_the_readers_secondary_reopen(tmp_path: P
         store.close()
     assert reopened >= 20 and scans[0] > 0
     assert errors[:3] == []
+
+
+def test_a_reader_never_returns_a_reduce_state_older_than_the_since_it_waited_for(
+    tmp_path: Path,
+) -> None:
+    """Issue 11 item 12: a reader answered cnt.get() with a state 600 entries behind the since
+    it had seen. The stored state carries its own since; a reader whose copy of the store
+    shows an older state than the view's since catches up again instead of answering, and
+    never answers stale (here the store is made inconsistent on purpose: it times out)."""
+    from flume import codec
+    from flume.views.store import RocksStore
+
+    with flume.open(tmp_path) as db:
+        db.use("cnt", Reduce(lambda acc, v: acc + 1, initial=0))
+        db.append_many(list(range(1000)))
+        assert db.cnt.get() == 1000
+    store = RocksStore(tmp_path / "views")
+    try:
+        batch = store.batch()
+        batch.put("cnt", b"state", codec.encode([399, 400]))  # what a stale copy would show
+        store.write(batch)
+    finally:
+        store.close()
+    with flume.open(tmp_path, readonly=True) as reader:
+        reader.use("cnt", Reduce(lambda acc, v: acc + 1, initial=0))
+        assert reader.cnt.since.value == 999
+        with pytest.raises(flume.FlumeTimeoutError):
+            reader.cnt.get(timeout=0.3)
+    with flume.open(tmp_path) as db:
+        db.use("cnt", Reduce(lambda acc, v: acc + 1, initial=0))
+        db.append(1000)
+        with flume.open(tmp_path, readonly=True) as reader:
+            reader.use("cnt", Reduce(lambda acc, v: acc + 1, initial=0))
+            assert reader.cnt.get(timeout=5) == 401  # the record is consistent again: answered

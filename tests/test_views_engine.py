@@ -500,7 +500,7 @@ def stored_state(views_dir: Path) -> dict[str, Any]:
         count_meta = store.read_meta("count") or {"since": -1}
         idx_meta = store.read_meta("idx") or {"since": -1}
         raw_state = store.family("count").get(b"state")
-        state = 0 if raw_state is None else codec.decode(raw_state)
+        state = 0 if raw_state is None else codec.decode(raw_state)[1]
         idx_seqs = [int.from_bytes(k[-8:], "big") for k, _ in store.family("idx").scan(b"", None)]
         return {
             "count_since": count_meta["since"],

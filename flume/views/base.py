@@ -31,6 +31,12 @@ class ViewFunctionError(Exception):
         self.what = what
 
 
+class StaleReadError(Exception):
+    """Raised by a reader's view method when what it read from the store is older than the
+    view's ``since`` said; the db catches up with the writer and calls the method again (it
+    never reaches the caller)."""
+
+
 class FamilyBatch:
     """Puts and deletes of one view, into the db's write batch."""
 

@@ -39,7 +39,7 @@ class Index(View):
     """
 
     kind = "index"
-    methods = {"get": "async", "read": "source"}
+    methods = {"get": "waits", "read": "stream"}
 
     def __init__(self, fn: Callable[[Any], Any], version: int = 1) -> None:
         super().__init__(version)

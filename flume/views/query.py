@@ -46,7 +46,7 @@ class Query(View):
     """
 
     kind = "query"
-    methods = {"read": "source", "explain": "sync"}
+    methods = {"read": "stream", "explain": "sync"}
 
     def __init__(self, indexes: dict[str, Sequence[Any]], version: int = 1) -> None:
         super().__init__(version)

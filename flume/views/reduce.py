@@ -7,7 +7,7 @@ from typing import Any
 
 from flume import codec
 from flume.errors import EncodeError, InvalidTypeError
-from flume.views.base import FamilyBatch, View, ViewFunctionError
+from flume.views.base import FamilyBatch, StaleReadError, View, ViewFunctionError
 
 _STATE = b"state"
 
@@ -21,10 +21,13 @@ class Reduce(View):
     A reducer may update ``acc`` in place and return it. Mounted method: ``get()`` (waits until
     the view has caught up with the log as it was at the call; returns a fresh copy of the
     state).
+
+    The stored record is ``[since, state]``: a reader checks that the state it read is at
+    least as new as the ``since`` it waited for, whatever its copy of the store did.
     """
 
     kind = "reduce"
-    methods = {"get": "async"}
+    methods = {"get": "waits"}
 
     def __init__(
         self,
@@ -40,19 +43,19 @@ class Reduce(View):
             raise InvalidTypeError(f"map must be callable or None, not {map!r}")
         self._reducer = reducer
         self._map = map
-        self._initial_bytes = codec.encode(initial)
-        self._committed = self._initial_bytes
-        self._acc: Any = codec.decode(self._initial_bytes)
+        self._initial = codec.encode([-1, initial])
+        self._committed = self._initial
+        self._acc: Any = _state_of(self._initial)
         self._pending: bytes | None = None
 
     def open(self, ctx: Any) -> None:
         super().open(ctx)
-        self._load()
+        self._committed = self._stored()
+        self._acc = _state_of(self._committed)
 
-    def _load(self) -> None:
+    def _stored(self) -> bytes:
         stored = self.ctx.family.get(_STATE)
-        self._committed = self._initial_bytes if stored is None else stored
-        self._acc = codec.decode(self._committed)
+        return self._initial if stored is None else stored
 
     def apply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> None:
         acc = self._acc
@@ -71,7 +74,7 @@ class Reduce(View):
             self.rollback()
             raise ViewFunctionError(seq, e, "the reduce function raised") from e
         try:
-            self._pending = codec.encode(acc)
+            self._pending = codec.encode([entries[-1][0], acc])
         except EncodeError as e:
             self.rollback()
             raise ViewFunctionError(seq, e, "the reduce state is not storable") from e
@@ -86,15 +89,28 @@ class Reduce(View):
     def rollback(self) -> None:
         # The reducer may have changed the state in place: go back to what was committed.
         self._pending = None
-        self._acc = codec.decode(self._committed)
+        self._acc = _state_of(self._committed)
 
     def reset(self) -> None:
         self._pending = None
-        self._committed = self._initial_bytes
-        self._acc = codec.decode(self._initial_bytes)
+        self._committed = self._initial
+        self._acc = _state_of(self._initial)
 
     def get(self) -> Any:
-        """The reduced state as committed (a copy: changing it changes nothing stored)."""
-        if self.ctx.readonly:
-            self._load()
-        return codec.decode(self._committed)
+        """The reduced state as committed (a copy: changing it changes nothing stored).
+
+        Raises:
+            StaleReadError: (readers only, handled by the db, which catches up and asks
+                again) the stored state is older than the ``since`` the read waited for.
+        """
+        if not self.ctx.readonly:
+            return _state_of(self._committed)
+        record = self._stored()
+        since, state = codec.decode(record)
+        if since < self.ctx.since.value:
+            raise StaleReadError(f"reduce state at seq {since}, view at {self.ctx.since.value}")
+        return state
+
+
+def _state_of(record: bytes) -> Any:
+    return codec.decode(record)[1]

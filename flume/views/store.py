@@ -65,7 +65,7 @@ class Store(Protocol):
     def write(self, batch: StoreBatch) -> None: ...
     def reset(self, metas: dict[str, dict[str, Any]]) -> None: ...
     def drop(self, name: str) -> None: ...
-    def catch_up(self) -> None: ...
+    def catch_up(self, reopen: bool = False) -> None: ...
     def close(self) -> None: ...
 
 
@@ -204,7 +204,7 @@ class MemoryStore:
             self._meta.pop(name, None)
             self._families.pop(name, None)
 
-    def catch_up(self) -> None:
+    def catch_up(self, reopen: bool = False) -> None:
         pass
 
     def close(self) -> None:
@@ -631,19 +631,20 @@ class RocksStore:
         options.sync = True
         self._db.write(batch.wb, options)
 
-    def catch_up(self) -> None:
+    def catch_up(self, reopen: bool = False) -> None:
         """Secondary instances only: see what the writer has committed since.
 
         A writer that restarted wrote a new MANIFEST, which a secondary instance does not
         follow: then the secondary is reopened (a few ms, once per writer restart). So it is
         when the catch-up fails: RocksDB refuses to catch up past the creation of a column
         family the secondary did not open ("MANIFEST record referencing unknown column
-        family"), which is what a writer declaring a new view does.
+        family"), which is what a writer declaring a new view does. ``reopen``: reopen in any
+        case (a read found the secondary's state older than it showed).
         """
         if not self.readonly:
             return
         with self._lock:
-            if self._current_manifest() != self._manifest:
+            if reopen or self._current_manifest() != self._manifest:
                 self._reopen()
                 return
             try:
