@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -35,7 +36,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
-    initialize,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -58,10 +58,30 @@ from flume.verify import verify
 from flume.views import Index, Query, Reduce
 
 # Seconds a read may wait for its view: generous (the views are tiny), so only a stall reaches it.
-READ_TIMEOUT = 20.0
+READ_TIMEOUT = 10.0
 # A handle kept from before its view was re-declared: it must answer or refuse, within this.
 OLD_HANDLE_TIMEOUT = 3.0
 THREADS = 4
+# Threads switch this often (seconds) while a rule runs several: races show within a few steps.
+SWITCH_INTERVAL = 1e-6
+
+
+class fast_switching:
+    """Make the interpreter switch threads very often, for the duration of a threaded rule."""
+
+    def __enter__(self) -> None:
+        self.saved = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
+
+    def __exit__(self, *exc: object) -> None:
+        sys.setswitchinterval(self.saved)
+
+
+def nested(path: list[str], rule: Any) -> dict[str, Any]:
+    """A filter that puts ``rule`` at ``path`` (``["c", "d"]`` -> ``{"c": {"d": rule}}``)."""
+    for step in reversed(path):
+        rule = {step: rule}
+    return rule
 
 # -- exact comparison --------------------------------------------------------------------------
 
@@ -480,7 +500,15 @@ class FlumeModel(RuleBasedStateMachine):
             got = [tuple(e) for e in handle.read(timeout=timeout)]
             assert_same(got, expected, f"{name}.read()")
         else:
-            for query in (None, {"$filter": {"a": {"$gte": -100}}}, [{"$filter": {"b": {"$is": "number"}}}, {"$map": ["b"]}]):
+            probes: list[Any] = [None, {"$filter": {"a": {"$gte": -100}}}]
+            for _, paths in spec.indexes:
+                first = list(paths[0])
+                probes += [
+                    [{"$sort": [list(p) for p in paths]}],  # reads this index whole
+                    [{"$filter": nested(first, {"$is": "object"})}, {"$map": first}],  # covered
+                    [{"$filter": nested(first, {"$gte": 0})}, {"$reduce": {"$count": 1}}],  # exact range
+                ]
+            for query in probes:
                 got = list(handle.read(query, timeout=timeout))
                 plan = handle.explain(query)["index"]
                 assert_same(got, query_answer(self.values, spec.index_paths(plan), query, False, None, False), f"{name}.read({query!r})")
@@ -625,6 +653,8 @@ class FlumeModel(RuleBasedStateMachine):
         thread's in its order."""
         failures: list[BaseException] = []
         start = len(self.values)
+        # Each value says which thread appended it, and its place there.
+        batches = [[{"th": [k, i], "v": v} for i, v in enumerate(b)] for k, b in enumerate(batches)]
 
         def run(values: list[Any]) -> None:
             try:
@@ -637,28 +667,24 @@ class FlumeModel(RuleBasedStateMachine):
                 failures.append(e)
 
         threads = [threading.Thread(target=run, args=(b,)) for b in batches]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(READ_TIMEOUT)
-            assert not t.is_alive(), "an append thread did not finish"
+        with fast_switching():
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(READ_TIMEOUT)
+                assert not t.is_alive(), "an append thread did not finish"
         assert not failures, failures
         total = sum(len(b) for b in batches)
         assert self.db.since.value == start + total - 1
         landed = [e.value for e in self.db.stream(gte=start)]
         assert len(landed) == total
-        # Attribute each landed value to its thread: every thread's values in its order, and
-        # (for batches) contiguous.
-        pending = [list(b) for b in batches]
-        i = 0
-        while i < len(landed):
-            owners = [k for k, p in enumerate(pending) if p and same(p[0], landed[i])]
-            assert owners, f"a value landed that no thread appended (or out of order): {landed[i]!r}"
-            k = owners[0]
-            n = len(pending[k]) if many else 1
-            assert_same(landed[i : i + n], pending[k][:n], "a batch appended from a thread")
-            pending[k] = pending[k][n:]
-            i += n
+        # Every thread's values, whole and in its order (a batch contiguous).
+        for k, b in enumerate(batches):
+            mine = [v for v in landed if isinstance(v, dict) and v.get("th", [None])[0] == k]
+            assert_same(mine, b, f"the values thread {k} appended")
+            if many:
+                at = next(i for i, v in enumerate(landed) if same(v, b[0]))
+                assert_same(landed[at : at + len(b)], b, f"thread {k}'s batch, contiguous")
         self.values.extend(landed)
         for name in self.mounted:
             self.check_view(name)
@@ -785,11 +811,12 @@ class FlumeModel(RuleBasedStateMachine):
                 failures.append(e)
 
         threads = [threading.Thread(target=run, args=(k,)) for k in range(THREADS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(READ_TIMEOUT * 4)
-            assert not t.is_alive(), "a query thread did not finish"
+        with fast_switching():
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(READ_TIMEOUT * 4)
+                assert not t.is_alive(), "a query thread did not finish"
         if failures:
             raise failures[0]
 

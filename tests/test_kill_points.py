@@ -141,7 +141,7 @@ def _target(directory: Path, args: str) -> str:
     first = args.split(",", 1)[0]
     target = first.split("<", 1)[1].rsplit(">", 1)[0] if "<" in first else first.strip('"')
     prefix = str(directory) + os.sep
-    return target[len(prefix):] if target.startswith(prefix) else target
+    return target.removeprefix(prefix)
 
 
 def _is_log(what: str) -> bool:
@@ -203,7 +203,7 @@ def killed_run(scenario: str, directory: Path, point: Point) -> bool:
     result = subprocess.run(
         [STRACE, "-f", "-qq", "-o", os.devnull, *only, "-e", f"trace={syscall}",
          "-e", f"inject={syscall}:signal=KILL:when={n}", *command(scenario, directory)],
-        timeout=COMMAND_TIMEOUT, env=environment(), capture_output=True,
+        check=False, timeout=COMMAND_TIMEOUT, env=environment(), capture_output=True,
     )
     return result.returncode != 0
 
