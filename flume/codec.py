@@ -23,6 +23,10 @@ import ormsgpack
 
 from flume.errors import CorruptionError, EncodeError
 
+MAX_DEPTH = 512
+"""The deepest nesting flume stores, indexes and queries: a value (or a key, or a query) holds
+at most this many lists and dicts inside one another (``[]`` is 1 deep, ``[[1]]`` 2)."""
+
 _packer_options: dict[str, Any] = {"use_bin_type": True, "strict_types": False}
 # ormsgpack would store datetimes, UUIDs, enums and dataclasses (as strings or dicts) where
 # flume promises an EncodeError: pass them through to msgpack, which refuses them.
