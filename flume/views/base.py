@@ -9,6 +9,7 @@ A view is a pure function of the log. The db drives it: ``open(ctx)`` once mount
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -207,20 +208,21 @@ def snapshot_read(
     At most ``limit`` items in all. Nothing is read until the first ``next()``.
     """
     upto = ctx.since.value
-    follow = ctx.follow(upto) if live is not None else None
+    if live is None:
+        items = old(upto) if old is not None else iter(())
+        return ViewStream(items if limit is None else itertools.islice(items, limit))
+    follow = ctx.follow(upto)
     items = _old_then_live(old(upto) if old is not None else None, follow, live)
     if limit is not None:
         items = _take(items, limit)
-    return ViewStream(items, follow.close if follow is not None else None)
+    return ViewStream(items, follow.close)
 
 
 def _old_then_live(
-    old: Iterator[Any] | None, follow: Any, live: Callable[[int, Any], Iterable[Any]] | None
+    old: Iterator[Any] | None, follow: Any, live: Callable[[int, Any], Iterable[Any]]
 ) -> Iterator[Any]:
     if old is not None:
         yield from old
-    if follow is None or live is None:
-        return
     for seq, value in follow:
         yield from live(seq, value)
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from flume import keys
 from flume.entry import Entry
-from flume.codec import MAX_DEPTH
 from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError
 from flume.keys import MISSING
 from flume.query import ParsedQuery, compile_live, execute, parse_query, plan_query
@@ -39,6 +38,9 @@ _PLAN_CACHE = 256
 # (1, True and 1.0 have three reprs): the plan cache is keyed on the repr of queries made of
 # these alone.
 _PLAIN_TYPES = frozenset({dict, list, tuple, str, int, float, bool, type(None), bytes})
+# Queries larger than this (in items) are planned afresh each time: walking them to make a key
+# costs about what planning them does.
+_CACHE_KEY_NODES = 4096
 
 
 class Query(View):
@@ -229,17 +231,27 @@ class Query(View):
 
 def _cache_key(query: Any) -> str | None:
     """The plan cache's key for ``query``: its repr, when that tells it apart from every query
-    that means something else; None (not cached) for other queries and for ones nested deeper
-    than a query may be (parse_query says what is wrong with them)."""
-    stack = [(query, 0)]
+    that means something else (plain types only: ``1``, ``True`` and ``1.0`` have three
+    reprs); None, not cached, for other queries and for very large or cyclic ones."""
+    budget = _CACHE_KEY_NODES
+    plain = _PLAIN_TYPES
+    stack = [query]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        item, depth = stack.pop()
+        item = pop()
         t = type(item)
-        if t not in _PLAIN_TYPES or depth > MAX_DEPTH:
+        if t not in plain:
             return None
         if t is dict:
-            stack.extend((k, depth + 1) for k in item)
-            stack.extend((v, depth + 1) for v in item.values())
+            budget -= len(item)
+            extend(item)
+            extend(item.values())
         elif t is list or t is tuple:
-            stack.extend((v, depth + 1) for v in item)
-    return repr(query)
+            budget -= len(item)
+            extend(item)
+        if budget < 0:
+            return None
+    try:
+        return repr(query)
+    except RecursionError:
+        return None
