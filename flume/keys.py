@@ -45,6 +45,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final, NoReturn
 
+from flume.codec import MAX_DEPTH, too_deep_message
 from flume.errors import CorruptionError, EncodeError, InvalidArgumentError, InvalidTypeError
 
 __all__ = [
@@ -218,7 +219,7 @@ def _enc_list(items: list[Any] | tuple[Any, ...]) -> bytes:
     try:
         parts = [encoders[type(v)](v) for v in items]
     except KeyError:
-        parts = [encode(v) for v in items]
+        parts = [_enc_any(v) for v in items]
     parts.insert(0, _B_LIST)
     parts.append(_B_END)
     return b"".join(parts)
@@ -227,7 +228,7 @@ def _enc_list(items: list[Any] | tuple[Any, ...]) -> bytes:
 def _enc_dict(d: dict[Any, Any]) -> bytes:
     # Each item as encode(key) + encode(value). Encodings are prefix-free, so sorting these byte
     # strings sorts by key first (then by value, for flume-equal keys such as two NaNs).
-    parts = sorted([encode(k) + encode(v) for k, v in d.items()])
+    parts = sorted([_enc_any(k) + _enc_any(v) for k, v in d.items()])
     parts.insert(0, _B_DICT)
     parts.append(_B_END)
     return b"".join(parts)
@@ -252,6 +253,15 @@ def _describe(value: object) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"a value of type {type(value).__name__} ({text})"
+
+
+def _enc_any(value: Any) -> bytes:
+    """Encode any value recursively; only the public entry points catch RecursionError, so
+    that the depth limit is checked on the whole value, never on a part of it."""
+    try:
+        return _ENCODERS[type(value)](value)
+    except KeyError:
+        return _encode_other(value)
 
 
 def _encode_other(value: object) -> bytes:
@@ -283,21 +293,55 @@ def encode(value: Any) -> bytes:
 
     Raises:
         EncodeError: the value, or something inside it, is not storable (a set, an arbitrary
-            object, an int outside -2**63 .. 2**64-1, a cyclic or too deeply nested structure).
+            object, an int outside -2**63 .. 2**64-1, a cyclic structure, or one nested more
+            than ``flume.codec.MAX_DEPTH`` deep).
     """
     try:
-        try:
-            return _ENCODERS[type(value)](value)
-        except KeyError:
-            return _encode_other(value)
+        return _enc_any(value)
     except RecursionError:
-        raise _too_deep() from None
+        return _encode_deep(value)
 
 
-def _too_deep() -> EncodeError:
-    return EncodeError(
-        "cannot encode a value as a key: it is nested too deeply (or contains itself)"
-    )
+_DONE: Final = object()
+
+
+def _encode_deep(value: Any) -> bytes:
+    """:func:`encode` as a loop, for values nested deeper than the call stack allows the
+    recursive encoder: the same bytes, for every value up to ``MAX_DEPTH`` deep (as deep as
+    the codec stores).
+
+    Raises:
+        EncodeError: deeper than ``MAX_DEPTH`` (or cyclic), or not storable.
+    """
+    # One frame per open container: its tag, an iterator over what is left of it (a dict's
+    # keys and values alternate), and the encodings of its children so far.
+    root: list[Any] = [None, iter((value,)), []]
+    stack = [root]
+    while True:
+        frame = stack[-1]
+        child = next(frame[1], _DONE)
+        if child is _DONE:
+            stack.pop()
+            tag, _, parts = frame
+            if tag is None:
+                return bytes(parts[0])
+            if tag == _B_DICT:
+                parts = sorted([parts[i] + parts[i + 1] for i in range(0, len(parts), 2)])
+            stack[-1][2].append(tag + b"".join(parts) + _B_END)
+        elif isinstance(child, (list, tuple, dict)):
+            if len(stack) > MAX_DEPTH:
+                raise EncodeError("cannot encode a value as a key: " + too_deep_message("it"))
+            if isinstance(child, dict):
+                pairs = (x for item in child.items() for x in item)
+                stack.append([_B_DICT, pairs, []])
+            else:
+                stack.append([_B_LIST, iter(child), []])
+        else:
+            try:
+                encoded = _ENCODERS[type(child)](child)
+            except KeyError:
+                encoded = _encode_other(child)
+            frame[2].append(encoded)
 
 
 sort_key = encode
@@ -330,9 +374,12 @@ def encode_tuple(values: Any) -> bytes:
             return encoders[type(a)](a) + encoders[type(b)](b)
         return b"".join([encoders[type(v)](v) for v in values])
     except KeyError:  # an element of a type outside the fast table: a subclass, or unstorable
-        return b"".join([encode(v) for v in values])
+        try:
+            return b"".join([_enc_any(v) for v in values])
+        except RecursionError:
+            return b"".join([_encode_deep(v) for v in values])
     except RecursionError:
-        raise _too_deep() from None
+        return b"".join([_encode_deep(v) for v in values])
 
 
 def compare(a: Any, b: Any) -> int:

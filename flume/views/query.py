@@ -17,7 +17,8 @@ from typing import Any
 
 from flume import keys
 from flume.entry import Entry
-from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError
+from flume.codec import MAX_DEPTH
+from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError, QueryError
 from flume.keys import MISSING
 from flume.query import ParsedQuery, compile_live, execute, parse_query, plan_query
 from flume.query.indexkeys import SEQ_BYTES, decode_index_key, seq_of_key
@@ -123,7 +124,14 @@ class Query(View):
                     self._plans.move_to_end(key)
                     return cached
         parsed = parse_query(query)
-        planned = (parsed, plan_query(parsed, self.indexes))
+        try:
+            planned = (parsed, plan_query(parsed, self.indexes))
+        except RecursionError:
+            raise QueryError(
+                f"the query is nested too deeply to plan here (flume accepts queries up to "
+                f"{MAX_DEPTH} lists/dicts deep, stack permitting): flatten it",
+                "query",
+            ) from None
         if key is not None:
             with self._plans_lock:
                 self._plans[key] = planned
