@@ -1,7 +1,7 @@
 """The value codec: msgpack, the one format of values on disk and between processes.
 
 A storable value is ``None``, ``bool``, ``int`` (-2**63 .. 2**64-1), ``float``, ``str``, ``bytes``,
-``list`` or ``dict`` (keys of any storable type), nested at will. Tuples are accepted and come
+``list`` or ``dict`` (keys of any storable type), nested at most :data:`MAX_DEPTH` (512) deep. Tuples are accepted and come
 back as lists, as msgpack has no tuple type (except as dict keys, where they come back as
 tuples, since a list cannot be a dict key). Anything else raises :class:`EncodeError` before
 anything is written.
@@ -22,6 +22,40 @@ import msgpack
 import ormsgpack
 
 from flume.errors import CorruptionError, EncodeError
+
+MAX_DEPTH = 512
+"""The deepest nesting flume stores, indexes and queries: a value (or a key, or a query) holds
+at most this many lists and dicts inside one another (``[]`` is 1 deep, ``[[1]]`` 2). Deeper
+values are refused at append with an :class:`EncodeError`, deeper queries with a QueryError."""
+
+
+def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Does ``value`` nest lists, tuples and dicts (keys included) more than ``limit`` deep?
+    A loop, not recursion; a value that contains itself counts as too deep."""
+    stack = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        if isinstance(item, (list, tuple)):
+            children: Any = item
+        elif isinstance(item, dict):
+            children = [*item, *item.values()]
+        else:
+            continue
+        if depth >= limit:
+            return True
+        for child in children:
+            if isinstance(child, (list, tuple, dict)):
+                push((child, depth + 1))
+    return False
+
+
+def too_deep_message(what: str) -> str:
+    """The one message for anything nested deeper than :data:`MAX_DEPTH`."""
+    return (
+        f"{what} is nested more than {MAX_DEPTH} lists/dicts deep (or contains itself); flume "
+        f"stores, indexes and queries values at most {MAX_DEPTH} deep: flatten it"
+    )
 
 _packer_options: dict[str, Any] = {"use_bin_type": True, "strict_types": False}
 # ormsgpack would store datetimes, UUIDs, enums and dataclasses (as strings or dicts) where
@@ -45,6 +79,10 @@ def encode(value: Any) -> bytes:
         return fast
     except Exception:
         pass
+    # ormsgpack refuses values deeper than 255, below MAX_DEPTH: only values it refused can be
+    # too deep, so the common case pays nothing for the check.
+    if depth_exceeds(value):
+        raise EncodeError(f"cannot store {_describe(value)}: " + too_deep_message("it"))
     try:
         data: bytes = msgpack.packb(value, **_packer_options)
         return data

@@ -45,6 +45,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final, NoReturn
 
+from flume.codec import MAX_DEPTH, too_deep_message
 from flume.errors import CorruptionError, EncodeError, InvalidArgumentError, InvalidTypeError
 
 __all__ = [
@@ -218,7 +219,7 @@ def _enc_list(items: list[Any] | tuple[Any, ...]) -> bytes:
     try:
         parts = [encoders[type(v)](v) for v in items]
     except KeyError:
-        parts = [encode(v) for v in items]
+        parts = [_enc_any(v) for v in items]
     parts.insert(0, _B_LIST)
     parts.append(_B_END)
     return b"".join(parts)
@@ -227,7 +228,7 @@ def _enc_list(items: list[Any] | tuple[Any, ...]) -> bytes:
 def _enc_dict(d: dict[Any, Any]) -> bytes:
     # Each item as encode(key) + encode(value). Encodings are prefix-free, so sorting these byte
     # strings sorts by key first (then by value, for flume-equal keys such as two NaNs).
-    parts = sorted([encode(k) + encode(v) for k, v in d.items()])
+    parts = sorted([_enc_any(k) + _enc_any(v) for k, v in d.items()])
     parts.insert(0, _B_DICT)
     parts.append(_B_END)
     return b"".join(parts)
@@ -252,6 +253,15 @@ def _describe(value: object) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"a value of type {type(value).__name__} ({text})"
+
+
+def _enc_any(value: Any) -> bytes:
+    """Encode any value recursively; only the public entry points catch RecursionError, so
+    that the depth limit is checked on the whole value, never on a part of it."""
+    try:
+        return _ENCODERS[type(value)](value)
+    except KeyError:
+        return _encode_other(value)
 
 
 def _encode_other(value: object) -> bytes:
@@ -283,21 +293,55 @@ def encode(value: Any) -> bytes:
 
     Raises:
         EncodeError: the value, or something inside it, is not storable (a set, an arbitrary
-            object, an int outside -2**63 .. 2**64-1, a cyclic or too deeply nested structure).
+            object, an int outside -2**63 .. 2**64-1, a cyclic structure, or one nested more
+            than ``flume.codec.MAX_DEPTH`` deep).
     """
     try:
-        try:
-            return _ENCODERS[type(value)](value)
-        except KeyError:
-            return _encode_other(value)
+        return _enc_any(value)
     except RecursionError:
-        raise _too_deep() from None
+        return _encode_deep(value)
 
 
-def _too_deep() -> EncodeError:
-    return EncodeError(
-        "cannot encode a value as a key: it is nested too deeply (or contains itself)"
-    )
+_DONE: Final = object()
+
+
+def _encode_deep(value: Any) -> bytes:
+    """:func:`encode` as a loop, for values nested deeper than the call stack allows the
+    recursive encoder: the same bytes, for every value up to ``MAX_DEPTH`` deep (as deep as
+    the codec stores).
+
+    Raises:
+        EncodeError: deeper than ``MAX_DEPTH`` (or cyclic), or not storable.
+    """
+    # One frame per open container: its tag, an iterator over what is left of it (a dict's
+    # keys and values alternate), and the encodings of its children so far.
+    root: list[Any] = [None, iter((value,)), []]
+    stack = [root]
+    while True:
+        frame = stack[-1]
+        child = next(frame[1], _DONE)
+        if child is _DONE:
+            stack.pop()
+            tag, _, parts = frame
+            if tag is None:
+                return bytes(parts[0])
+            if tag == _B_DICT:
+                parts = sorted([parts[i] + parts[i + 1] for i in range(0, len(parts), 2)])
+            stack[-1][2].append(tag + b"".join(parts) + _B_END)
+        elif isinstance(child, (list, tuple, dict)):
+            if len(stack) > MAX_DEPTH:
+                raise EncodeError("cannot encode a value as a key: " + too_deep_message("it"))
+            if isinstance(child, dict):
+                pairs = (x for item in child.items() for x in item)
+                stack.append([_B_DICT, pairs, []])
+            else:
+                stack.append([_B_LIST, iter(child), []])
+        else:
+            try:
+                encoded = _ENCODERS[type(child)](child)
+            except KeyError:
+                encoded = _encode_other(child)
+            frame[2].append(encoded)
 
 
 sort_key = encode
@@ -330,9 +374,12 @@ def encode_tuple(values: Any) -> bytes:
             return encoders[type(a)](a) + encoders[type(b)](b)
         return b"".join([encoders[type(v)](v) for v in values])
     except KeyError:  # an element of a type outside the fast table: a subclass, or unstorable
-        return b"".join([encode(v) for v in values])
+        try:
+            return b"".join([_enc_any(v) for v in values])
+        except RecursionError:
+            return b"".join([_encode_deep(v) for v in values])
     except RecursionError:
-        raise _too_deep() from None
+        return b"".join([_encode_deep(v) for v in values])
 
 
 def compare(a: Any, b: Any) -> int:
@@ -404,11 +451,16 @@ def type_range(kind: str) -> tuple[bytes, bytes]:
 
 # --- type hints --------------------------------------------------------------------------------
 
-# Hint codes, one byte per number in depth-first encoding order (dict items in encoded order),
-# the trailing run of defaults left out: 0 = decode as without a hint, 1 = float, 2 = -0.0.
+# A hint has two parts. First the number codes, one byte per number in depth-first encoding
+# order (dict items in encoded order), the trailing run of defaults left out: 0 = decode as
+# without a hint, 1 = float, 2 = -0.0. Then, only when some dict's items are not in encoded
+# order, the byte 0xff and, for each such dict, varints: its number (dicts counted depth first,
+# in encoded order, from 0), its item count n, and n positions: where each item, in the order
+# the dict had, stands in encoded order. Keys sort by their encoding, never by that order.
 _H_DEFAULT: Final = 0
 _H_FLOAT: Final = 1
 _H_NEG_ZERO: Final = 2
+_H_ORDER: Final = 0xFF
 
 
 def _float_code(f: float) -> int:
@@ -419,43 +471,69 @@ def _float_code(f: float) -> int:
     return _H_DEFAULT
 
 
-def _hint_walk(value: Any, codes: list[int]) -> None:
-    t = type(value)
-    if t is float:
-        codes.append(_float_code(value))
-    elif t is int:
-        codes.append(_H_DEFAULT)
-    elif t is list or t is tuple:
-        for v in value:
-            _hint_walk(v, codes)
-    elif t is dict:
-        items = sorted(
-            [(encode(k) + encode(v), k, v) for k, v in value.items()], key=lambda item: item[0]
-        )
-        for _, k, v in items:
-            _hint_walk(k, codes)
-            _hint_walk(v, codes)
-    elif t is bool or t is str or t is bytes or value is None or value is MISSING:
-        pass
-    elif isinstance(value, int):
-        codes.append(_H_DEFAULT)
-    elif isinstance(value, float):
-        codes.append(_float_code(float(value)))
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _hint_walk(v, codes)
-    elif isinstance(value, dict):
-        _hint_walk(dict(value), codes)
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _hint_walk(value: Any, codes: list[int], orders: list[bytes]) -> None:
+    """Append ``value``'s number codes and out-of-order dicts (a loop, not recursion: a value
+    may nest as deep as the codec allows)."""
+    stack = [value]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    dicts = 0
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is float:
+            codes.append(_float_code(v))
+        elif t is int:
+            codes.append(_H_DEFAULT)
+        elif t is list or t is tuple:
+            extend(reversed(v))
+        elif t is dict:
+            items = list(v.items())
+            encoded = [encode(k) + encode(x) for k, x in items]
+            order = sorted(range(len(items)), key=encoded.__getitem__)
+            if any(i != j for i, j in enumerate(order)):
+                position = [0] * len(order)
+                for j, i in enumerate(order):
+                    position[i] = j
+                orders.append(
+                    _varint(dicts) + _varint(len(order)) + b"".join(map(_varint, position))
+                )
+            dicts += 1
+            for i in reversed(order):
+                push(items[i][1])
+                push(items[i][0])
+        elif t is bool or t is str or t is bytes or v is None or v is MISSING:
+            pass
+        elif isinstance(v, int):
+            codes.append(_H_DEFAULT)
+        elif isinstance(v, float):
+            codes.append(_float_code(float(v)))
+        elif isinstance(v, (list, tuple)):
+            extend(reversed(v))
+        elif isinstance(v, dict):
+            push(dict(v))
 
 
 def type_hint(values: Any) -> bytes:
-    """The type hint that makes decoding exact: ``b""`` unless some numbers need it.
+    """The type hint that makes decoding exact: ``b""`` unless some numbers or dicts need it.
 
     ``values`` is one value or a tuple of them. Integral floats (``2.0``, ``0.0``) decode as
-    ints and ``-0.0`` as ``0`` from the canonical encoding; the hint records them so that
-    ``decode_tuple(encode_tuple(t), type_hint(t)) == t`` with the exact types (and likewise
-    ``decode(encode(v), type_hint(v))``). The hint is opaque, short, and ``b""`` for values
-    without such numbers (ints, non-integral floats, strings...).
+    ints and ``-0.0`` as ``0`` from the canonical encoding, and dicts come back with their
+    items in encoded order; the hint records the number types and the dicts' item order, so
+    that ``decode_tuple(encode_tuple(t), type_hint(t)) == t`` with the exact types and key
+    order (and likewise ``decode(encode(v), type_hint(v))``). The hint is opaque, short, and
+    ``b""`` for values without such numbers or dicts (ints, non-integral floats, strings...).
+
+    Raises:
+        EncodeError: a value is not storable.
     """
     t = type(values)
     if t is tuple or t is list:
@@ -469,8 +547,61 @@ def type_hint(values: Any) -> bytes:
         else:
             return b""  # the common index key: scalars, and no float an int could stand for
     codes: list[int] = []
-    _hint_walk(values, codes)
-    return bytes(codes).rstrip(b"\x00")
+    orders: list[bytes] = []
+    _hint_walk(values, codes, orders)
+    hint = bytes(codes).rstrip(b"\x00")
+    if orders:
+        hint += bytes((_H_ORDER,)) + b"".join(orders)
+    return hint
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return n, pos
+        shift += 7
+
+
+def _restore_order(values: list[Any], section: bytes) -> None:
+    """Put the items of the dicts in ``values`` that ``section`` (a hint's dict-order part)
+    names back in their original order, in place.
+
+    Raises:
+        ValueError, IndexError: the section does not fit the values.
+    """
+    wanted: dict[int, list[int]] = {}
+    pos = 0
+    while pos < len(section):
+        number, pos = _read_varint(section, pos)
+        n, pos = _read_varint(section, pos)
+        positions = []
+        for _ in range(n):
+            p, pos = _read_varint(section, pos)
+            positions.append(p)
+        if sorted(positions) != list(range(n)):
+            raise ValueError("bad dict order in the type hint")
+        wanted[number] = positions
+    # Number the dicts as the hint did (depth first, items in encoded order) before moving any.
+    found: list[dict[Any, Any]] = []
+    stack: list[Any] = list(reversed(values))
+    while stack and len(found) <= max(wanted):
+        v = stack.pop()
+        if type(v) is list:
+            stack.extend(reversed(v))
+        elif type(v) is dict:
+            found.append(v)
+            stack.extend(reversed(v.values()))  # keys hold no dicts
+    for number, positions in wanted.items():
+        d = found[number]
+        items = list(d.items())
+        if len(items) != len(positions):
+            raise ValueError("dict order of the type hint does not fit the key")
+        d.clear()
+        d.update([items[p] for p in positions])
 
 
 # --- decoding ----------------------------------------------------------------------------------
@@ -579,6 +710,10 @@ def _dec(data: bytes, pos: int, hint: bytes, k: int) -> tuple[Any, int, int]:
 def _decode_all(data: bytes, hint: bytes, limit: int | None) -> list[Any]:
     data = bytes(data)
     hint = bytes(hint)
+    order = b""
+    if _H_ORDER in hint:
+        cut = hint.index(_H_ORDER)
+        hint, order = hint[:cut], hint[cut + 1 :]
     out: list[Any] = []
     pos = 0
     k = 0
@@ -587,6 +722,8 @@ def _decode_all(data: bytes, hint: bytes, limit: int | None) -> list[Any]:
         while pos < n and (limit is None or len(out) < limit):
             v, pos, k = _dec(data, pos, hint, k)
             out.append(v)
+        if order:
+            _restore_order(out, order)
     except (IndexError, ValueError, struct.error, RecursionError) as e:
         _corrupt(data, str(e) or type(e).__name__)
     if pos != n:

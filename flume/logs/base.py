@@ -8,6 +8,7 @@ live streams, option checking and closing live here, once.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -99,7 +100,9 @@ class BaseLog:
         self.readonly = readonly
         self.since: Obv[int] = Obv(-1)
         self._closed = False
-        self._streams: set[LogStream] = set()
+        # Weak: the log closes the streams still open when it closes, but holds none alive;
+        # a stream its reader dropped (an abandoned `for ... break`) is freed with it.
+        self._streams: weakref.WeakSet[LogStream] = weakref.WeakSet()
         self._streams_lock = threading.Lock()
 
     # -- primitives for subclasses -------------------------------------------------------------

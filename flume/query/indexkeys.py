@@ -8,8 +8,9 @@ key is the key encoding of the tuple of the value's fields at those paths (a mis
 
 The planner's key ranges are ranges of such keys, and a *covered* query runs on the values
 :func:`decode_index_key` rebuilds from them. Store ``index_hint(paths, value)`` beside the key
-to get back the exact number types (``2.0`` rather than ``2``); without it the rebuilt fields are
-flume-equal to the stored ones.
+to get back the exact number types (``2.0`` rather than ``2``) and dict key order (keys encode
+dicts with their items sorted); without it the rebuilt fields are flume-equal to the stored ones.
+A covered answer is the scan's answer only with the hint.
 """
 
 from __future__ import annotations

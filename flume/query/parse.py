@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from flume.codec import MAX_DEPTH, depth_exceeds, too_deep_message
 from flume.errors import QueryError
 from flume.query.filters import compile_filter
 from flume.query.maps import compile_map
@@ -38,10 +39,25 @@ def parse_query(query: Any) -> ParsedQuery:
 
     Raises:
         QueryError: the query is malformed; ``.path`` names the offending part, e.g.
-            ``query[1].$filter.value.ts.$gt``.
+            ``query[1].$filter.value.ts.$gt``; or it nests lists and dicts more than
+            ``flume.codec.MAX_DEPTH`` (512) deep.
     """
     if isinstance(query, ParsedQuery):
         return query
+    if depth_exceeds(query):
+        raise QueryError(too_deep_message("the query"), _ROOT)
+    try:
+        return _parse(query)
+    except RecursionError:
+        # Within the limit, yet deeper than this thread's call stack lets rules compile.
+        raise QueryError(
+            f"the query is nested too deeply to compile here (flume accepts queries up to "
+            f"{MAX_DEPTH} lists/dicts deep, stack permitting): flatten it",
+            _ROOT,
+        ) from None
+
+
+def _parse(query: Any) -> ParsedQuery:
     if query is None:
         return ParsedQuery((), ())
     if isinstance(query, (list, tuple)):

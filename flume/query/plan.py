@@ -91,7 +91,10 @@ class Plan:
     - ``covered``: the query reads only indexed paths, so it runs on the values
       :meth:`decode_key` rebuilds from the keys, without looking the records up.
     - ``exact``: every entry in the range matches the first ``$filter`` (the range says all
-      it says), so that stage need not run on them: a ``$count`` after it is a count of keys.
+      it says), so that stage need not run on them.
+    - ``count_keys``: the query is an exact first filter followed by nothing but
+      ``{"$reduce": {"$count": true}}`` (``true`` itself, not ``1``, which counts a path): its
+      answer is the number of keys in the range, read without decoding anything.
     - ``skip_sort``: the final ``$sort`` is the index order; ``query`` no longer holds it.
     - ``query``: the query to execute over the entries read (see
       :func:`flume.query.execute.execute`).
@@ -108,6 +111,7 @@ class Plan:
     scores: Mapping[str, int]
     constraints: tuple[FieldConstraint, ...] = field(default=())
     exact: bool = False
+    count_keys: bool = False
 
     @property
     def scan(self) -> bool:
@@ -129,6 +133,7 @@ class Plan:
             "scan": self.scan,
             "covered": self.covered,
             "exact": self.exact,
+            "count_keys": self.count_keys,
             "fields": [format_path(p) for p in self.paths],
             "lower": self.lower.hex(),
             "upper": None if self.upper is None else self.upper.hex(),
@@ -209,7 +214,8 @@ def plan_query(parsed: ParsedQuery, indexes: Mapping[str, Sequence[Sequence[str]
     covered = _covered(query, defs[chosen])
     exact = _exact(first, constraints)
     return Plan(
-        query, chosen, defs[chosen], lower, upper, covered, skip_sort, scores, constraints, exact
+        query, chosen, defs[chosen], lower, upper, covered, skip_sort, scores, constraints, exact,
+        exact and _counts_all(query),
     )
 
 
@@ -353,6 +359,17 @@ def _exact(first: FilterStage | None, constraints: tuple[FieldConstraint, ...]) 
         elif not (isinstance(rule, dict) and all(op in _RANGE_OPS for op in rule)):
             return False
     return True
+
+
+def _counts_all(query: ParsedQuery) -> bool:
+    """Is everything after the first filter one ``{"$reduce": {"$count": true}}``? Type-strict:
+    ``{"$count": 1}`` counts the items whose ``[1]`` exists, which ``1 == True`` would hide."""
+    stages = query.stages
+    rest = stages[1:] if query.first_filter is not None else stages
+    if len(rest) != 1 or not isinstance(rest[0], ReduceStage):
+        return False
+    rule = rest[0].rule
+    return isinstance(rule, dict) and len(rule) == 1 and rule.get("$count", None) is True
 
 
 # --- sorting and covering ----------------------------------------------------------------------

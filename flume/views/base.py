@@ -10,14 +10,22 @@ A view is a pure function of the log. The db drives it: ``open(ctx)`` once mount
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flume import codec
 from flume.errors import ClosedError, InvalidTypeError
 from flume.obv import Obv
 from flume.views.store import Family, StoreBatch
+
+T = TypeVar("T")
+
+# Values are looked up in batches that grow, so that a `limit=10` read fetches about ten and a
+# long read still amortises its lookups.
+FIRST_LOOKUP = 16
+MAX_LOOKUP = 1024
 
 
 class ViewFunctionError(Exception):
@@ -171,3 +179,75 @@ class ViewStream(Iterator[Any]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def with_values(
+    pairs: Iterable[tuple[int, T]],
+    get_values: Callable[[Sequence[int]], list[Any]],
+    limit: int | None = None,
+) -> Iterator[tuple[int, T, Any]]:
+    """``(seq, extra, value)`` for each ``(seq, extra)`` of ``pairs``, the values looked up in
+    batches of ``FIRST_LOOKUP`` (or ``limit``, if fewer are wanted), growing x4 up to
+    ``MAX_LOOKUP``: the first item comes after a lookup of about what the read wants.
+
+    Blocks on: each batch's lookup (one log read). Raises what ``get_values`` raises.
+    """
+    want = FIRST_LOOKUP if limit is None else max(1, min(limit, FIRST_LOOKUP))
+    pending: list[tuple[int, T]] = []
+    for pair in pairs:
+        pending.append(pair)
+        if len(pending) >= want:
+            values = get_values([seq for seq, _ in pending])
+            for (seq, extra), value in zip(pending, values):
+                yield seq, extra, value
+            pending = []
+            want = min(want * 4, MAX_LOOKUP)
+    if pending:
+        values = get_values([seq for seq, _ in pending])
+        for (seq, extra), value in zip(pending, values):
+            yield seq, extra, value
+
+
+def snapshot_read(
+    ctx: ViewContext,
+    old: Callable[[int], Iterator[Any]] | None,
+    live: Callable[[int, Any], Iterable[Any]] | None,
+    limit: int | None,
+) -> ViewStream:
+    """The one shape of every view read: what the view holds at the call, then (live) what
+    comes after, each entry exactly once.
+
+    ``upto`` is the view's ``since`` at the call. ``old(upto)`` yields the stored answer for
+    entries with seq <= ``upto`` only (the view may index more before the first ``next()``;
+    those belong to the live part). ``live(seq, value)`` gives the items of one new entry; it
+    is called for every entry with seq > ``upto``, in seq order, until the stream is closed.
+    At most ``limit`` items in all. Nothing is read until the first ``next()``.
+    """
+    upto = ctx.since.value
+    if live is None:
+        items = old(upto) if old is not None else iter(())
+        return ViewStream(items if limit is None else itertools.islice(items, limit))
+    follow = ctx.follow(upto)
+    items = _old_then_live(old(upto) if old is not None else None, follow, live)
+    if limit is not None:
+        items = _take(items, limit)
+    return ViewStream(items, follow.close)
+
+
+def _old_then_live(
+    old: Iterator[Any] | None, follow: Any, live: Callable[[int, Any], Iterable[Any]]
+) -> Iterator[Any]:
+    if old is not None:
+        yield from old
+    for seq, value in follow:
+        yield from live(seq, value)
+
+
+def _take(items: Iterator[Any], n: int) -> Iterator[Any]:
+    if n <= 0:
+        return
+    for item in items:
+        yield item
+        n -= 1
+        if n == 0:
+            return

@@ -8,7 +8,14 @@ from typing import Any, NamedTuple
 from flume import keys
 from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError, NotFoundError
 from flume.ranges import check_bool, check_limit
-from flume.views.base import FamilyBatch, View, ViewFunctionError, ViewStream
+from flume.views.base import (
+    FamilyBatch,
+    View,
+    ViewFunctionError,
+    ViewStream,
+    snapshot_read,
+    with_values,
+)
 
 _SEQ_BYTES = 8
 # The first byte of an entry's stored value: whether fn gave a bare scalar or a tuple, so reads
@@ -126,13 +133,9 @@ class Index(View):
             ) from None
         if live and reverse:
             raise InvalidArgumentError("a live read goes forwards: use reverse=False with live=True")
-        ctx = self.ctx
-        since = ctx.since.value
-        follow = ctx.follow(since) if live else None
-        items = self._items(lower, upper, reverse, old, follow)
-        if limit is not None:
-            items = _take(items, limit)
-        return ViewStream(items, follow.close if follow is not None else None)
+        old_part = (lambda upto: self._scan(lower, upper, reverse, upto, limit)) if old else None
+        live_part = (lambda seq, value: self._matches(lower, upper, seq, value)) if live else None
+        return snapshot_read(self.ctx, old_part, live_part, limit)
 
     def _bounds(
         self, gt: Any, gte: Any, lt: Any, lte: Any, prefix: Any
@@ -173,43 +176,28 @@ class Index(View):
             )
         return lower, upper
 
-    def _items(
-        self, lower: bytes, upper: bytes | None, reverse: bool, old: bool, follow: Any
+    def _matches(
+        self, lower: bytes, upper: bytes | None, seq: int, value: Any
+    ) -> list[IndexEntry]:
+        """The entries ``value`` (new, at ``seq``) adds in the range, in key order: what the
+        stored index would hold, where equal encoded keys are one entry (the last one put)."""
+        matched: dict[bytes, Any] = {}
+        for key in self._keys_of(value):
+            raw = _key_bytes(key)
+            if raw >= lower and (upper is None or raw < upper):
+                matched[raw] = key
+        return [IndexEntry(matched[raw], seq, value) for raw in sorted(matched)]
+
+    def _scan(
+        self, lower: bytes, upper: bytes | None, reverse: bool, upto: int, limit: int | None
     ) -> Iterator[IndexEntry]:
-        if old:
-            yield from self._scan(lower, upper, reverse)
-        if follow is None:
-            return
-        for seq, value in follow:
-            matched = []
-            for key in self._keys_of(value):
-                raw = _key_bytes(key)
-                if raw >= lower and (upper is None or raw < upper):
-                    matched.append((raw, key))
-            for _, key in sorted(matched, key=lambda m: m[0]):
-                yield IndexEntry(key, seq, value)
-
-    def _scan(self, lower: bytes, upper: bytes | None, reverse: bool) -> Iterator[IndexEntry]:
-        batch: list[tuple[Any, int]] = []
-        for raw_key, raw_value in self.ctx.family.scan(lower, upper, reverse):
-            batch.append(self._decode(raw_key, raw_value))
-            if len(batch) >= 256:
-                yield from self._with_values(batch)
-                batch = []
-        if batch:
-            yield from self._with_values(batch)
-
-    def _with_values(self, batch: list[tuple[Any, int]]) -> Iterator[IndexEntry]:
-        values = self.ctx.get_values([seq for _, seq in batch])
-        for (key, seq), value in zip(batch, values):
-            yield IndexEntry(key, seq, value)
-
-
-def _take(items: Iterator[Any], n: int) -> Iterator[Any]:
-    if n <= 0:
-        return
-    for item in items:
-        yield item
-        n -= 1
-        if n == 0:
-            return
+        """The stored entries in the range with seq <= ``upto``, in key order."""
+        ctx = self.ctx
+        pairs = (
+            (seq, raw)
+            for raw in ctx.family.scan(lower, upper, reverse)
+            if (seq := int.from_bytes(raw[0][-_SEQ_BYTES:], "big")) <= upto
+        )
+        decode = self._decode
+        for seq, (raw_key, raw_value), value in with_values(pairs, ctx.get_values, limit):
+            yield IndexEntry(decode(raw_key, raw_value)[0], seq, value)

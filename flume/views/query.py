@@ -10,25 +10,38 @@ rebuilds them from the keys alone — and runs the whole query over them.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from flume import keys
 from flume.entry import Entry
-from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError
+from flume.codec import MAX_DEPTH
+from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError, QueryError
 from flume.keys import MISSING
 from flume.query import ParsedQuery, compile_live, execute, parse_query, plan_query
-from flume.query.indexkeys import SEQ_BYTES, decode_index_key
+from flume.query.indexkeys import SEQ_BYTES, decode_index_key, seq_of_key
 from flume.query.paths import Path, get_path
 from flume.query.plan import Plan, normalise_indexes
-from flume.query.stages import ReduceStage
 from flume.ranges import check_bool, check_limit
-from flume.views.base import FamilyBatch, View, ViewFunctionError, ViewStream
+from flume.views.base import (
+    FamilyBatch,
+    View,
+    ViewFunctionError,
+    ViewStream,
+    snapshot_read,
+    with_values,
+)
 
-# Values are looked up in batches that grow, so that a `limit=10` read fetches about ten.
-_FIRST_LOOKUP = 16
-_MAX_LOOKUP = 1024
 _PLAN_CACHE = 256
+# The types whose repr tells every two values of them apart that a query may tell apart
+# (1, True and 1.0 have three reprs): the plan cache is keyed on the repr of queries made of
+# these alone.
+_PLAIN_TYPES = frozenset({dict, list, tuple, str, int, float, bool, type(None), bytes})
+# Queries larger than this (in items) are planned afresh each time: walking them to make a key
+# costs about what planning them does.
+_CACHE_KEY_NODES = 4096
 
 
 class Query(View):
@@ -54,7 +67,8 @@ class Query(View):
         if len(self.indexes) > 255:
             raise InvalidArgumentError(f"a Query view holds at most 255 indexes, not {len(self.indexes)}")
         self._prefixes = {name: bytes([i]) for i, name in enumerate(self.indexes)}
-        self._plans: dict[str, tuple[ParsedQuery, Plan]] = {}
+        self._plans: OrderedDict[str, tuple[ParsedQuery, Plan]] = OrderedDict()
+        self._plans_lock = threading.Lock()
 
     @classmethod
     def from_definition(cls, definition: dict[str, Any], version: int = 1) -> Query:
@@ -95,21 +109,34 @@ class Query(View):
         return {"view": self.ctx.name, **self._plan(query)[1].explain()}
 
     def _plan(self, query: Any) -> tuple[ParsedQuery, Plan]:
-        """Parse and plan ``query``, remembering the last few: an app asks the same shapes of
-        query again and again, and planning costs more than a small indexed read."""
-        try:
-            key = repr(query)
-        except Exception:  # a value whose repr fails: parse_query will say what is wrong
-            key = None
-        cached = self._plans.get(key) if key is not None else None
-        if cached is not None:
-            return cached
-        parsed = parse_query(query)
-        planned = (parsed, plan_query(parsed, self.indexes))
+        """Parse and plan ``query``, remembering the last few (thread-safe): an app asks the
+        same shapes of query again and again, and planning costs more than a small indexed
+        read.
+
+        Raises:
+            QueryError: a malformed query.
+        """
+        key = _cache_key(query)
         if key is not None:
-            if len(self._plans) >= _PLAN_CACHE:
-                self._plans.pop(next(iter(self._plans)))
-            self._plans[key] = planned
+            with self._plans_lock:
+                cached = self._plans.get(key)
+                if cached is not None:
+                    self._plans.move_to_end(key)
+                    return cached
+        parsed = parse_query(query)
+        try:
+            planned = (parsed, plan_query(parsed, self.indexes))
+        except RecursionError:
+            raise QueryError(
+                f"the query is nested too deeply to plan here (flume accepts queries up to "
+                f"{MAX_DEPTH} lists/dicts deep, stack permitting): flatten it",
+                "query",
+            ) from None
+        if key is not None:
+            with self._plans_lock:
+                self._plans[key] = planned
+                while len(self._plans) > _PLAN_CACHE:
+                    self._plans.popitem(last=False)
         return planned
 
     def read(
@@ -143,23 +170,37 @@ class Query(View):
             live_fn = compile_live(parsed)
         # Fail now, not at the first next(), on options execute() rejects.
         execute(plan.query, (), reverse=reverse, limit=limit, seqs=seqs)
-        ctx = self.ctx
-        upto = ctx.since.value
-        follow = ctx.follow(upto) if live else None
-        items: Iterator[Any] = iter(())
-        if old and limit != 0 and not live and _counts_an_exact_range(plan):
-            items = iter([self._count(plan, upto)])
-        elif old:
-            entries = self._entries(plan, upto, reverse, limit)
-            query = plan.query
-            if plan.exact and plan.index is not None and query.first_filter is not None:
-                query = query.without_first_filter()  # the range already is that filter
-            items = execute(query, entries, reverse=reverse, limit=limit, seqs=seqs)
-            if seqs:
-                items = (Entry(seq, value) for seq, value in items)
-        if follow is not None:
-            items = _then_live(items, follow, live_fn, seqs, limit)
-        return ViewStream(items, follow.close if follow is not None else None)
+        old_part = None
+        if old:
+
+            def old_part(upto: int) -> Iterator[Any]:
+                return self._old(plan, upto, reverse, limit, seqs)
+
+        live_part = None
+        if live:
+
+            def live_part(seq: int, value: Any) -> list[Any]:
+                item = live_fn(value)
+                if item is MISSING:
+                    return []
+                return [Entry(seq, value) if seqs else item]
+
+        return snapshot_read(self.ctx, old_part, live_part, limit)
+
+    def _old(
+        self, plan: Plan, upto: int, reverse: bool, limit: int | None, seqs: bool
+    ) -> Iterator[Any]:
+        """The answer over the entries with seq <= ``upto``."""
+        if plan.count_keys and limit != 0:
+            return iter([self._count(plan, upto)])
+        entries = self._entries(plan, upto, reverse, limit)
+        query = plan.query
+        if plan.exact and plan.index is not None and query.first_filter is not None:
+            query = query.without_first_filter()  # the range already is that filter
+        items = execute(query, entries, reverse=reverse, limit=limit, seqs=seqs)
+        if seqs:
+            return (Entry(seq, value) for seq, value in items)
+        return items
 
     def _range(self, plan: Plan) -> tuple[bytes, bytes | None]:
         assert plan.index is not None
@@ -188,56 +229,37 @@ class Query(View):
         if plan.covered:
             paths = plan.paths
             for key, hint in scan:
-                seq, value = decode_index_key(paths, key[1:], hint)
-                if seq <= upto:
-                    yield seq, value
+                if seq_of_key(key) <= upto:
+                    yield decode_index_key(paths, key[1:], hint)
             return
-        get_values = self.ctx.get_values
-        want = _FIRST_LOOKUP if limit is None else max(1, min(limit, _FIRST_LOOKUP))
-        pending: list[int] = []
-        for key, _ in scan:
-            seq = int.from_bytes(key[-SEQ_BYTES:], "big")
-            if seq > upto:
-                continue
-            pending.append(seq)
-            if len(pending) >= want:
-                yield from zip(pending, get_values(pending))
-                pending = []
-                want = min(want * 4, _MAX_LOOKUP)
-        if pending:
-            yield from zip(pending, get_values(pending))
+        seqs = ((seq, None) for key, _ in scan if (seq := seq_of_key(key)) <= upto)
+        for seq, _, value in with_values(seqs, self.ctx.get_values, limit):
+            yield seq, value
 
 
-def _counts_an_exact_range(plan: Plan) -> bool:
-    """Is the query an exactly indexed filter followed by a bare ``{"$reduce": {"$count":
-    true}}``? Then its answer is the number of keys in the range."""
-    if plan.index is None or not plan.exact:
-        return False
-    stages = plan.query.stages
-    rest = stages[1:] if plan.query.first_filter is not None else stages
-    return (
-        len(rest) == 1
-        and isinstance(rest[0], ReduceStage)
-        and rest[0].rule == {"$count": True}
-    )
-
-
-def _then_live(
-    old: Iterator[Any], follow: Any, live_fn: Any, seqs: bool, limit: int | None
-) -> Iterator[Any]:
-    left = limit
-    for item in old:
-        yield item
-        if left is not None:
-            left -= 1
-    if left == 0:
-        return
-    for seq, value in follow:
-        item = live_fn(value)
-        if item is MISSING:
-            continue
-        yield Entry(seq, value) if seqs else item
-        if left is not None:
-            left -= 1
-            if left == 0:
-                return
+def _cache_key(query: Any) -> str | None:
+    """The plan cache's key for ``query``: its repr, when that tells it apart from every query
+    that means something else (plain types only: ``1``, ``True`` and ``1.0`` have three
+    reprs); None, not cached, for other queries and for very large or cyclic ones."""
+    budget = _CACHE_KEY_NODES
+    plain = _PLAIN_TYPES
+    stack = [query]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        t = type(item)
+        if t not in plain:
+            return None
+        if t is dict:
+            budget -= len(item)
+            extend(item)
+            extend(item.values())
+        elif t is list or t is tuple:
+            budget -= len(item)
+            extend(item)
+        if budget < 0:
+            return None
+    try:
+        return repr(query)
+    except RecursionError:
+        return None
