@@ -1,7 +1,7 @@
 """The value codec: msgpack, the one format of values on disk and between processes.
 
 A storable value is ``None``, ``bool``, ``int`` (-2**63 .. 2**64-1), ``float``, ``str``, ``bytes``,
-``list`` or ``dict`` (keys of any storable type), nested at most :data:`MAX_DEPTH` (512) deep. Tuples are accepted and come
+``list`` or ``dict`` (keys of any storable type), nested at most :data:`MAX_DEPTH` (256) deep. Tuples are accepted and come
 back as lists, as msgpack has no tuple type (except as dict keys, where they come back as
 tuples, since a list cannot be a dict key). Anything else raises :class:`EncodeError` before
 anything is written.
@@ -23,7 +23,7 @@ import ormsgpack
 
 from flume.errors import CorruptionError, EncodeError
 
-MAX_DEPTH = 512
+MAX_DEPTH = 256
 """The deepest nesting flume stores, indexes and queries: a value (or a key, or a query) holds
 at most this many lists and dicts inside one another (``[]`` is 1 deep, ``[[1]]`` 2). Deeper
 values are refused at append with an :class:`EncodeError`, deeper queries with a QueryError."""

@@ -45,7 +45,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final, NoReturn
 
-from flume.codec import MAX_DEPTH, too_deep_message
+from flume.codec import MAX_DEPTH, depth_exceeds, too_deep_message
 from flume.errors import CorruptionError, EncodeError, InvalidArgumentError, InvalidTypeError
 
 __all__ = [
@@ -248,6 +248,21 @@ _ENCODERS: Final[dict[type, Callable[[Any], bytes]]] = {
 }
 
 
+def _enc_container(value: Any) -> bytes:
+    """A list, tuple or dict at the top of a key: checked against the depth limit as a whole
+    (the recursive encoders below it are not), so that keys refuse exactly what the codec
+    refuses."""
+    if depth_exceeds(value):
+        raise EncodeError("cannot encode a value as a key: " + too_deep_message("it"))
+    return _ENCODERS[type(value)](value)
+
+
+# What the public entry points dispatch on: the inner encoders, with containers checked.
+_TOP_ENCODERS: Final[dict[type, Callable[[Any], bytes]]] = {
+    **_ENCODERS, list: _enc_container, tuple: _enc_container, dict: _enc_container
+}
+
+
 def _describe(value: object) -> str:
     text = repr(value)
     if len(text) > 60:
@@ -297,7 +312,11 @@ def encode(value: Any) -> bytes:
             than ``flume.codec.MAX_DEPTH`` deep).
     """
     try:
-        return _enc_any(value)
+        return _TOP_ENCODERS[type(value)](value)
+    except KeyError:
+        if isinstance(value, (list, tuple, dict)) and depth_exceeds(value):
+            raise EncodeError("cannot encode a value as a key: " + too_deep_message("it")) from None
+        return _encode_other(value)
     except RecursionError:
         return _encode_deep(value)
 
@@ -367,17 +386,14 @@ def encode_tuple(values: Any) -> bytes:
                 "of values"
             )
         values = tuple(values)  # an iterator: read it once
-    encoders = _ENCODERS
+    encoders = _TOP_ENCODERS
     try:
         if len(values) == 2:  # the usual index key: (field, seq) or (field, field)
             a, b = values
             return encoders[type(a)](a) + encoders[type(b)](b)
         return b"".join([encoders[type(v)](v) for v in values])
     except KeyError:  # an element of a type outside the fast table: a subclass, or unstorable
-        try:
-            return b"".join([_enc_any(v) for v in values])
-        except RecursionError:
-            return b"".join([_encode_deep(v) for v in values])
+        return b"".join([encode(v) for v in values])
     except RecursionError:
         return b"".join([_encode_deep(v) for v in values])
 

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import flume
+from flume import codec
 from flume.errors import (
     EncodeError,
     FlumeError,
@@ -402,7 +403,7 @@ EDGES: list[tuple[str, Any, bool]] = [
     ("non-string keys", {1: "a", b"k": 2, None: 3, 2.5: 4, True: 5, -(2**63): 6}, True),
     ("tuple keys", {(1, "x", b"y"): [1], ((1, 2), None): {}}, True),
     ("NaN key", {float("nan"): 1}, True),
-    ("nested 400 deep", _deep(400), True),
+    ("nested as deep as the limit", _deep(codec.MAX_DEPTH - 1), True),
     ("nested 100000 deep", _deep(100_000), False),
     ("contains itself", _self_referencing(), False),
     ("set", {1, 2}, False),

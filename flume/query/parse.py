@@ -40,7 +40,7 @@ def parse_query(query: Any) -> ParsedQuery:
     Raises:
         QueryError: the query is malformed; ``.path`` names the offending part, e.g.
             ``query[1].$filter.value.ts.$gt``; or it nests lists and dicts more than
-            ``flume.codec.MAX_DEPTH`` (512) deep.
+            ``flume.codec.MAX_DEPTH`` (256) deep.
     """
     if isinstance(query, ParsedQuery):
         return query
