@@ -82,13 +82,13 @@ def encode(value: Any) -> bytes:
     # ormsgpack refuses values deeper than 255, below MAX_DEPTH: only values it refused can be
     # too deep, so the common case pays nothing for the check.
     if depth_exceeds(value):
-        raise EncodeError(f"cannot store {_describe(value)}: " + too_deep_message("it"))
+        raise EncodeError(f"cannot store {describe(value)}: " + too_deep_message("it"))
     try:
         data: bytes = msgpack.packb(value, **_packer_options)
         return data
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError) as e:
         raise EncodeError(
-            f"cannot store {_describe(value)}: {e}. Store only None, bool, int (64-bit), float, "
+            f"cannot store {describe(value)}: {e}. Store only None, bool, int (64-bit), float, "
             "str, bytes, list and dict values (convert other types first)"
         ) from None
 
@@ -136,7 +136,7 @@ def _decode_with_tuple_keys(data: bytes | memoryview) -> Any:
             raw=False,
             strict_map_key=False,
             use_list=True,
-            object_pairs_hook=lambda pairs: {_hashable(k): v for k, v in pairs},
+            object_pairs_hook=lambda pairs: {hashable(k): v for k, v in pairs},
         )
     except Exception as e:
         raise _corrupt(e) from None
@@ -149,15 +149,19 @@ def _corrupt(e: Exception) -> CorruptionError:
     )
 
 
-def _hashable(key: Any) -> Any:
+def hashable(key: Any) -> Any:
+    """A decoded dict key made hashable: lists become tuples (a list cannot be a dict key),
+    dicts tuples of pairs, at any depth."""
     if isinstance(key, list):
-        return tuple(_hashable(k) for k in key)
+        return tuple([hashable(k) for k in key])
     if isinstance(key, dict):
-        return tuple((_hashable(k), _hashable(v)) for k, v in key.items())
+        return tuple([(hashable(k), hashable(v)) for k, v in key.items()])
     return key
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """``a value of type T (repr...)`` for error messages: a bounded repr of at most 60
+    characters, safe on deep and huge values."""
     # reprlib: a bounded repr, so that a deeply nested value (msgpack refuses those) does not
     # raise RecursionError here, and a huge one is not copied whole.
     try:

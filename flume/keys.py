@@ -45,11 +45,12 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final, NoReturn
 
-from flume.codec import MAX_DEPTH, depth_exceeds, too_deep_message
+from flume.codec import MAX_DEPTH, depth_exceeds, describe, hashable, too_deep_message
 from flume.errors import CorruptionError, EncodeError, InvalidArgumentError, InvalidTypeError
 
 __all__ = [
     "MISSING",
+    "SEQ_BYTES",
     "MissingType",
     "compare",
     "decode",
@@ -57,8 +58,8 @@ __all__ = [
     "encode",
     "encode_tuple",
     "prefix_key",
-    "sort_key",
-    "split_tuple",
+    "seq_key",
+    "seq_of",
     "successor",
     "type_hint",
     "type_range",
@@ -97,6 +98,20 @@ class MissingType:
 
 
 MISSING: Final[MissingType] = MissingType()
+
+SEQ_BYTES: Final = 8
+"""Seqs as keys: 8 bytes, big-endian, so that bytewise order is seq order. The log's keys are
+these, and every index entry's key ends with its seq in this form (equal keys never collide)."""
+
+
+def seq_key(seq: int) -> bytes:
+    """The 8-byte form of ``seq``."""
+    return seq.to_bytes(SEQ_BYTES, "big")
+
+
+def seq_of(key: bytes) -> int:
+    """The seq a key ends with (an index entry's key, or a log key)."""
+    return int.from_bytes(key[-SEQ_BYTES:], "big")
 
 # --- tags --------------------------------------------------------------------------------------
 
@@ -263,13 +278,6 @@ _TOP_ENCODERS: Final[dict[type, Callable[[Any], bytes]]] = {
 }
 
 
-def _describe(value: object) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"a value of type {type(value).__name__} ({text})"
-
-
 def _enc_any(value: Any) -> bytes:
     """Encode any value recursively; only the public entry points catch RecursionError, so
     that the depth limit is checked on the whole value, never on a part of it."""
@@ -294,7 +302,7 @@ def _encode_other(value: object) -> bytes:
     if isinstance(value, dict):
         return _enc_dict(value)
     raise EncodeError(
-        f"cannot encode {_describe(value)} as a key: keys hold only None, bool, int (64-bit), "
+        f"cannot encode {describe(value)} as a key: keys hold only None, bool, int (64-bit), "
         "float, str, bytes, list, tuple and dict values (convert other types first)"
     )
 
@@ -363,10 +371,6 @@ def _encode_deep(value: Any) -> bytes:
             frame[2].append(encoded)
 
 
-sort_key = encode
-"""``sort_key(value)``: the same function as :func:`encode`, for ``sorted(key=sort_key)``."""
-
-
 def encode_tuple(values: Any) -> bytes:
     """Encode a tuple (or any sequence) of values: the concatenation of :func:`encode` of each.
 
@@ -382,7 +386,7 @@ def encode_tuple(values: Any) -> bytes:
             values, "__iter__"
         ):
             raise EncodeError(
-                f"cannot encode {_describe(values)} as a key tuple: expected a tuple or list "
+                f"cannot encode {describe(values)} as a key tuple: expected a tuple or list "
                 "of values"
             )
         values = tuple(values)  # an iterator: read it once
@@ -647,15 +651,6 @@ def _unescape(b: bytes) -> bytes:
     return bytes(out)
 
 
-def _hashable(v: Any) -> Any:
-    """A decoded dict key: lists become tuples (a list cannot be a dict key), dicts too."""
-    if type(v) is list:
-        return tuple([_hashable(x) for x in v])
-    if type(v) is dict:
-        return tuple([(_hashable(k), _hashable(x)) for k, x in v.items()])
-    return v
-
-
 def _dec(data: bytes, pos: int, hint: bytes, k: int) -> tuple[Any, int, int]:
     """Decode the value at ``pos``; return it, the position after it, and the next hint index."""
     tag = data[pos]
@@ -716,7 +711,7 @@ def _dec(data: bytes, pos: int, hint: bytes, k: int) -> tuple[Any, int, int]:
         while data[pos] != _END:
             key, pos, k = _dec(data, pos, hint, k)
             v, pos, k = _dec(data, pos, hint, k)
-            d[_hashable(key)] = v
+            d[hashable(key)] = v
         return d, pos + 1, k
     if tag == _T_MISSING:
         return MISSING, pos + 1, k
@@ -774,43 +769,3 @@ def decode_tuple(data: bytes, hint: bytes = b"") -> tuple[Any, ...]:
         CorruptionError: ``data`` is not a concatenation of encoded values.
     """
     return tuple(_decode_all(data, hint, None))
-
-
-def _end_of(data: bytes, pos: int) -> int:
-    tag = data[pos]
-    if tag == _T_STR or tag == _T_BYTES:
-        return data.index(0, pos + 1) + 1
-    if tag == _T_POS or tag == _T_NEG:
-        if len(data) < pos + _NUMBER_LEN:
-            raise ValueError("truncated number")
-        return pos + _NUMBER_LEN
-    if tag == _T_LIST or tag == _T_DICT:
-        pos += 1
-        while data[pos] != _END:
-            pos = _end_of(data, pos)
-        return pos + 1
-    if tag in (_T_NONE, _T_FALSE, _T_TRUE, _T_MISSING):
-        return pos + 1
-    raise ValueError(f"unknown tag 0x{tag:02x} at {pos}")
-
-
-def split_tuple(data: bytes) -> list[bytes]:
-    """Cut the bytes of an encoded tuple into the encodings of its elements, without decoding.
-
-    ``b"".join(split_tuple(encode_tuple(t)))`` is the input, and each part is ``encode(t[i])``;
-    decode only the parts you need, e.g. the last one of an index key ``(field, ..., seq)``.
-
-    Raises:
-        CorruptionError: ``data`` is not a concatenation of encoded values.
-    """
-    data = bytes(data)
-    parts = []
-    pos = 0
-    try:
-        while pos < len(data):
-            end = _end_of(data, pos)
-            parts.append(data[pos:end])
-            pos = end
-    except (IndexError, ValueError, RecursionError) as e:
-        _corrupt(data, str(e) or type(e).__name__)
-    return parts

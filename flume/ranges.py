@@ -125,9 +125,6 @@ class SeqRange:
     lo: int
     hi: int | None
 
-    def contains(self, seq: int) -> bool:
-        return seq >= self.lo and (self.hi is None or seq <= self.hi)
-
 
 def seq_range(gt: Any = None, gte: Any = None, lt: Any = None, lte: Any = None) -> SeqRange:
     """Turn the four seq bounds into one inclusive :class:`SeqRange`.

@@ -272,7 +272,7 @@ def scan_log(log_dir: str) -> dict[str, Any]:
     try:
         log = LmdbLog(log_dir, readonly=True)
     except Exception as e:  # noqa: BLE001 (any failure to open is a finding)
-        return {"since": -1, "entries": 0, "problems": [_describe(e)]}
+        return {"since": -1, "entries": 0, "problems": [_error_text(e)]}
     entries = 0
     try:
         since = log.since.value
@@ -281,7 +281,7 @@ def scan_log(log_dir: str) -> dict[str, Any]:
             try:
                 raw = log.read_raw(start, since, False, _SCAN_CHUNK)
             except Exception as e:  # noqa: BLE001 (any failure to read is a finding)
-                problems.append(f"the log cannot be read from seq {start} on: {_describe(e)}")
+                problems.append(f"the log cannot be read from seq {start} on: {_error_text(e)}")
                 break
             if not raw:
                 problems.append(f"seqs {start}..{since} are missing (the log ends early)")
@@ -302,7 +302,7 @@ def scan_log(log_dir: str) -> dict[str, Any]:
     return {"since": since, "entries": entries, "problems": problems}
 
 
-def _describe(e: BaseException) -> str:
+def _error_text(e: BaseException) -> str:
     return str(e) if isinstance(e, FlumeError) else f"{type(e).__name__}: {e}"
 
 

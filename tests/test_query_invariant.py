@@ -30,7 +30,8 @@ from flume.errors import QueryError
 from flume.keys import MISSING
 from flume.query import Plan, execute, parse_query, plan_query
 from flume.query.filters import range_kind
-from flume.query.indexkeys import index_hint, index_key, seq_of_key
+from flume.keys import seq_of
+from flume.query.indexkeys import decode_index_key, index_hint, index_key
 from flume.query.paths import get_path
 from flume.query.plan import normalise_indexes
 from flume.query.values import KIND_NAMES, is_number, kind_of
@@ -67,9 +68,9 @@ class MemoryIndexes:
         chosen = entries[start:stop]
         for key, hint in reversed(chosen) if reverse else chosen:
             if plan.covered:
-                yield plan.decode_key(key, hint if hints else b"")
+                yield decode_index_key(plan.paths, key, hint if hints else b"")
             else:
-                seq = seq_of_key(key)
+                seq = seq_of(key)
                 yield seq, self.values[seq]
 
 
@@ -446,7 +447,7 @@ def check_exact(query: Any, values: Sequence[Any], memory: MemoryIndexes) -> Non
         return
     entries = memory.entries[plan.index]
     in_range = {
-        seq_of_key(k)
+        seq_of(k)
         for k, _ in entries
         if k >= plan.lower and (plan.upper is None or k < plan.upper)
     }

@@ -23,9 +23,7 @@ from flume.errors import CorruptionError
 from flume.keys import MISSING
 from flume.query.paths import Path, get_path
 
-__all__ = ["decode_index_key", "index_hint", "index_key", "index_values", "seq_of_key"]
-
-SEQ_BYTES = 8
+__all__ = ["decode_index_key", "index_entry", "index_hint", "index_key", "index_values"]
 
 
 def index_values(paths: Sequence[Path], value: Any) -> tuple[Any, ...]:
@@ -33,23 +31,25 @@ def index_values(paths: Sequence[Path], value: Any) -> tuple[Any, ...]:
     return tuple([get_path(value, path) for path in paths])
 
 
-def index_key(paths: Sequence[Path], seq: int, value: Any) -> bytes:
-    """The key of ``value``'s entry (at ``seq``) in the index over ``paths``.
+def index_entry(paths: Sequence[Path], suffix: bytes, value: Any) -> tuple[bytes, bytes]:
+    """``(key, hint)`` of ``value``'s entry in the index over ``paths``; ``suffix`` is the
+    entry's seq as :func:`flume.keys.seq_key` gives it. What a Query view stores.
 
     Raises:
         EncodeError: a field holds something keys cannot encode (never for a stored value).
     """
-    return keys.encode_tuple(index_values(paths, value)) + seq.to_bytes(SEQ_BYTES, "big")
+    fields = tuple([get_path(value, path) for path in paths])
+    return keys.encode_tuple(fields) + suffix, keys.type_hint(fields)
+
+
+def index_key(paths: Sequence[Path], seq: int, value: Any) -> bytes:
+    """The key of ``value``'s entry (at ``seq``) in the index over ``paths``."""
+    return index_entry(paths, keys.seq_key(seq), value)[0]
 
 
 def index_hint(paths: Sequence[Path], value: Any) -> bytes:
     """The type hint that makes :func:`decode_index_key` exact (``b""`` in the common case)."""
-    return keys.type_hint(index_values(paths, value))
-
-
-def seq_of_key(key: bytes) -> int:
-    """The seq an index entry's key ends with."""
-    return int.from_bytes(key[-SEQ_BYTES:], "big")
+    return index_entry(paths, b"", value)[1]
 
 
 def decode_index_key(paths: Sequence[Path], key: bytes, hint: bytes = b"") -> tuple[int, Any]:
@@ -61,14 +61,14 @@ def decode_index_key(paths: Sequence[Path], key: bytes, hint: bytes = b"") -> tu
     Raises:
         CorruptionError: ``key`` is not an entry key of an index over ``paths``.
     """
-    if len(key) < SEQ_BYTES:
+    if len(key) < keys.SEQ_BYTES:
         raise CorruptionError(f"index key too short: {bytes(key).hex()}")
-    fields = keys.decode_tuple(key[:-SEQ_BYTES], hint)
+    fields = keys.decode_tuple(key[: -keys.SEQ_BYTES], hint)
     if len(fields) != len(paths):
         raise CorruptionError(
             f"index key holds {len(fields)} fields, the index has {len(paths)}: {bytes(key).hex()}"
         )
-    return seq_of_key(key), build_value(paths, fields)
+    return keys.seq_of(key), build_value(paths, fields)
 
 
 def build_value(paths: Sequence[Path], fields: Sequence[Any]) -> Any:

@@ -30,7 +30,6 @@ from flume import keys
 from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError
 from flume.keys import MISSING
 from flume.query.filters import RANGE_OPERATORS, Leaf, is_literal, range_kind
-from flume.query.indexkeys import decode_index_key
 from flume.query.paths import Path, format_path
 from flume.query.stages import FilterStage, MapStage, ParsedQuery, ReduceStage, SortStage
 
@@ -89,7 +88,8 @@ class Plan:
     - ``lower`` (inclusive) / ``upper`` (exclusive, None for no end): the range of entry keys
       (``encode_tuple(fields) + seq``) to read, in the index's own key space.
     - ``covered``: the query reads only indexed paths, so it runs on the values
-      :meth:`decode_key` rebuilds from the keys, without looking the records up.
+      :func:`~flume.query.indexkeys.decode_index_key` rebuilds from the keys, without
+      looking the records up.
     - ``exact``: every entry in the range matches the first ``$filter`` (the range says all
       it says), so that stage need not run on them.
     - ``count_keys``: the query is an exact first filter followed by nothing but
@@ -117,14 +117,6 @@ class Plan:
     def scan(self) -> bool:
         """True for a full log scan (no index)."""
         return self.index is None
-
-    def decode_key(self, key: bytes, hint: bytes = b"") -> tuple[int, Any]:
-        """``(seq, value)`` from an entry key of the chosen index (the value holds its fields).
-
-        Raises:
-            CorruptionError: the key is not an entry of this index.
-        """
-        return decode_index_key(self.paths, key, hint)
 
     def explain(self) -> dict[str, Any]:
         """A JSON-friendly description: index, scan, covered, key bounds, constraints, scores."""

@@ -17,7 +17,6 @@ from flume.views.base import (
     with_values,
 )
 
-_SEQ_BYTES = 8
 # The first byte of an entry's stored value: whether fn gave a bare scalar or a tuple, so reads
 # give keys back the way they were made. The rest is the key's type hint (usually empty).
 _SCALAR = b"\x00"
@@ -68,7 +67,7 @@ class Index(View):
         seq = -1
         try:
             for seq, value in entries:
-                suffix = seq.to_bytes(_SEQ_BYTES, "big")
+                suffix = keys.seq_key(seq)
                 for key in keys_of(value):
                     if isinstance(key, tuple):
                         put(keys.encode_tuple(key) + suffix, _TUPLE + keys.type_hint(key))
@@ -80,9 +79,9 @@ class Index(View):
             raise ViewFunctionError(seq, e, "the index function raised") from e
 
     def _decode(self, raw_key: bytes, raw_value: bytes) -> tuple[Any, int]:
-        fields = keys.decode_tuple(raw_key[:-_SEQ_BYTES], raw_value[1:])
+        fields = keys.decode_tuple(raw_key[:-keys.SEQ_BYTES], raw_value[1:])
         key = fields if raw_value[:1] == _TUPLE else fields[0]
-        return key, int.from_bytes(raw_key[-_SEQ_BYTES:], "big")
+        return key, keys.seq_of(raw_key)
 
     def get(self, key: Any) -> Any:
         """The value of the newest entry (highest seq) with exactly this key.
@@ -94,8 +93,8 @@ class Index(View):
         prefix = _key_bytes(key)
         for raw_key, _ in self.ctx.family.scan(prefix, keys.successor(prefix), reverse=True):
             # A key with more fields shares this prefix; only an exact match counts.
-            if len(raw_key) == len(prefix) + _SEQ_BYTES:
-                seq = int.from_bytes(raw_key[-_SEQ_BYTES:], "big")
+            if len(raw_key) == len(prefix) + keys.SEQ_BYTES:
+                seq = keys.seq_of(raw_key)
                 return self.ctx.get_values([seq])[0]
         raise NotFoundError(f"no entry has the key {key!r}")
 
@@ -196,7 +195,7 @@ class Index(View):
         pairs = (
             (seq, raw)
             for raw in ctx.family.scan(lower, upper, reverse)
-            if (seq := int.from_bytes(raw[0][-_SEQ_BYTES:], "big")) <= upto
+            if (seq := keys.seq_of(raw[0])) <= upto
         )
         decode = self._decode
         for seq, (raw_key, raw_value), value in with_values(pairs, ctx.get_values, limit):

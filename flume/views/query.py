@@ -19,10 +19,10 @@ from flume import keys
 from flume.entry import Entry
 from flume.codec import MAX_DEPTH
 from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError, QueryError
-from flume.keys import MISSING
+from flume.keys import MISSING, seq_key, seq_of
 from flume.query import ParsedQuery, compile_live, execute, parse_query, plan_query
-from flume.query.indexkeys import SEQ_BYTES, decode_index_key, seq_of_key
-from flume.query.paths import Path, get_path
+from flume.query.indexkeys import decode_index_key, index_entry
+from flume.query.paths import Path
 from flume.query.plan import Plan, normalise_indexes
 from flume.ranges import check_bool, check_limit
 from flume.views.base import (
@@ -85,15 +85,14 @@ class Query(View):
 
     def apply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> None:
         put = batch.put
-        encode_tuple, type_hint = keys.encode_tuple, keys.type_hint
         specs = [(self._prefixes[name], paths) for name, paths in self.indexes.items()]
         seq = -1
         try:
             for seq, value in entries:
-                suffix = seq.to_bytes(SEQ_BYTES, "big")
+                suffix = seq_key(seq)
                 for prefix, paths in specs:
-                    fields = tuple([get_path(value, p) for p in paths])
-                    put(prefix + encode_tuple(fields) + suffix, type_hint(fields))
+                    key, hint = index_entry(paths, suffix, value)
+                    put(prefix + key, hint)
         except EncodeError as e:
             raise ViewFunctionError(seq, e, "a value's indexed field cannot be encoded") from e
 
@@ -215,7 +214,7 @@ class Query(View):
         if upto < 0:
             return 0
         lower, upper = self._range(plan)
-        return self.ctx.family.count(lower, upper, upto.to_bytes(SEQ_BYTES, "big"))
+        return self.ctx.family.count(lower, upper, seq_key(upto))
 
     def _entries(
         self, plan: Plan, upto: int, reverse: bool, limit: int | None
@@ -229,10 +228,10 @@ class Query(View):
         if plan.covered:
             paths = plan.paths
             for key, hint in scan:
-                if seq_of_key(key) <= upto:
+                if seq_of(key) <= upto:
                     yield decode_index_key(paths, key[1:], hint)
             return
-        seqs = ((seq, None) for key, _ in scan if (seq := seq_of_key(key)) <= upto)
+        seqs = ((seq, None) for key, _ in scan if (seq := seq_of(key)) <= upto)
         for seq, _, value in with_values(seqs, self.ctx.get_values, limit):
             yield seq, value
 
