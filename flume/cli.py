@@ -21,111 +21,61 @@ library's keyword arguments: :func:`cli_phrasing` rewrites the library's spellin
 
 from __future__ import annotations
 
-import base64
 import binascii
 import contextlib
-import datetime
 import json
-import math
 import os
-import re
 import shlex
 import shutil
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, Any, NoReturn, Self, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any, NoReturn, TypeVar
 
 import click
 
 import flume
 from flume import codec
-from flume.errors import (
-    DirectoryNotFoundError,
-    FlumeError,
-    LockedError,
-    NotFoundError,
-    QueryError,
+from flume.console import (
+    BATCH,
+    CliError,
+    cli_phrasing,
+    dir_size,
+    error_line,
+    fail,
+    file_size,
+    forget_directories,
+    format_path_arg,
+    human_size,
+    last_directory,
+    open_db,
+    parse_path_arg,
+    progress,
+    remember_directory,
+    wait_for_views,
 )
+from flume.demo import run_demo
+from flume.errors import FlumeError, NotFoundError, QueryError
+from flume.jsonlines import BYTES_KEY, LineWriter, NotJson, dumps, dumps_exact, untag
 
 __all__ = ["cli", "main"]
 
-#: Values appended per ``append_many`` transaction by ``append`` and ``import``.
-BATCH = 1000
 #: The name of the Query view the CLI uses when ``--view`` is not given.
 DEFAULT_VIEW = "query"
-#: How often progress bars poll the views while waiting for them.
-POLL_SECONDS = 0.05
-#: The key that stands for bytes in JSON output: ``{"$base64": "aGk="}``.
-BYTES_KEY = "$base64"
-#: The key that stands for a float JSON cannot hold: ``{"$float": "NaN"}``.
-FLOAT_KEY = "$float"
-#: The spellings of the floats JSON cannot hold, as ``float()`` reads them back.
-FLOAT_NAMES = ("NaN", "Infinity", "-Infinity")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-# -- errors ------------------------------------------------------------------------------------
-
-
-class CliError(click.ClickException):
-    """A failed command: printed as ``flume: error: <message>``, exit code 1."""
-
-    exit_code = 1
-
-
-def fail(message: str) -> NoReturn:
-    """Stop the command with ``flume: error: <message>`` on stderr and exit code 1."""
-    raise CliError(message)
-
-
-def _error_line(message: str) -> None:
-    text = " ".join(message.split())  # one line, whatever the message held
-    click.echo(f"flume: error: {text}", err=True)
-
-
-#: The directory of the running command, for remedies that name it (set by :func:`open_db`).
-_directory: list[str] = []
-
-# The library's remedies spelled for the command line, in order (longer spellings first).
-_PHRASES: tuple[tuple[str, str], ...] = (
-    (r"Pass a larger timeout=, or check db\.status\(\)",
-     "Pass a larger --timeout SECONDS, or check `flume status {dir}`"),
-    (r"\btimeout must be None or a number", "--timeout must be a number"),
-    (r"\blimit must be None or an int", "--limit must be an int"),
-    (r"use reverse=False with live=True", "drop --reverse when you give --live"),
-    (r"use reverse=True to read backwards", "use --reverse to read backwards"),
-    (r"fix the view's function and declare it with a new version= to rebuild it",
-     ("rebuild it with `flume rebuild {dir}` (a view defined by code: fix its function and "
-      "declare it with a new version)")),
-    (r"read db\.since for the last one", "`flume status {dir}` shows the last one"),
-    (r"db\.status\(\)", "`flume status {dir}`"),
-    (r"db\.rebuild\(\)", "`flume rebuild {dir}`"),
-    (r"\bseqs=True\b", "--seqs"),
-    (r"\breverse=True\b", "--reverse"),
-    (r"\blive=True\b", "--live"),
-    (r"\b(gte|gt|lte|lt|limit|timeout)=(?=[\s,;:.)]|$)", r"--\1"),
-)
-
-
-def cli_phrasing(message: str, directory: str | None = None) -> str:
-    """``message`` (a library error's) with its Python remedies (``timeout=``,
-    ``reverse=True``, ``db.status()``...) spelled as the CLI's options and commands."""
-    where = shlex.quote(directory) if directory else "DIR"
-    for pattern, replacement in _PHRASES:
-        spelled = replacement.replace("{dir}", where.replace("\\", "\\\\"))
-        message = re.sub(pattern, spelled, message)
-    return message
+# -- running a command ----------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``flume`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit
     code. Errors never show a traceback: one line on stderr, then a non-zero code (a command
     group given no command prints its help, with code 2, as click does)."""
-    _directory.clear()
+    forget_directories()
     try:
         result = cli.main(args=list(argv) if argv is not None else None, prog_name="flume",
                           standalone_mode=False)
@@ -134,13 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-        _error_line(e.format_message() + hint)
+        error_line(e.format_message() + hint)
         return e.exit_code
     except click.ClickException as e:
-        _error_line(e.format_message())
+        error_line(e.format_message())
         return e.exit_code
     except FlumeError as e:
-        _error_line(cli_phrasing(str(e), _directory[-1] if _directory else None))
+        error_line(cli_phrasing(str(e), last_directory()))
         return 1
     except click.Abort:
         return 130
@@ -153,156 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(devnull, sys.stdout.fileno())
         return 141
     except OSError as e:
-        _error_line(str(e))
+        error_line(str(e))
         return 1
     return result if isinstance(result, int) else 0
 
 
-# -- JSON in and out ---------------------------------------------------------------------------
-
-
-class _NotJson(Exception):
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
-
-
-def _float_name(value: float) -> str:
-    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
-
-
-def _jsonable(value: Any, strict: bool, base64_bytes: bool, tag_floats: bool) -> Any:
-    """``value`` with bytes as ``{"$base64": ...}`` (when ``base64_bytes``), NaN and the
-    infinities as ``{"$float": ...}`` (when ``tag_floats``) and, unless ``strict``, non-string
-    dict keys as strings. ``strict`` raises :class:`_NotJson` for what JSON cannot hold exactly,
-    and for a dict of the user's that would read back as a tag."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        if not tag_floats:
-            raise _NotJson(f"the float {_float_name(value)}")
-        return {FLOAT_KEY: _float_name(value)}
-    if isinstance(value, list):
-        return [_jsonable(v, strict, base64_bytes, tag_floats) for v in value]
-    if isinstance(value, dict):
-        if strict and _reads_as_tag(value, base64_bytes, tag_floats):
-            raise _NotJson(f"a dict that reads back as a tagged value ({value!r:.40})")
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                if strict:
-                    raise _NotJson(f"a dict key of type {type(k).__name__} ({k!r:.40})")
-                # As json.dumps shows them: 1 -> "1", None -> "null"; a tuple key as its JSON.
-                k = json.dumps(_jsonable(k, False, True, True), ensure_ascii=False)
-            out[k] = _jsonable(v, strict, base64_bytes, tag_floats)
-        return out
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        if not base64_bytes:
-            raise _NotJson(f"bytes ({bytes(value)[:20]!r})")
-        return {BYTES_KEY: base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, tuple):
-        return [_jsonable(v, strict, base64_bytes, tag_floats) for v in value]
-    raise _NotJson(f"a value of type {type(value).__name__}")
-
-
-def _reads_as_tag(value: dict[Any, Any], base64_bytes: bool, tag_floats: bool) -> bool:
-    if len(value) != 1:
-        return False
-    return (base64_bytes and isinstance(value.get(BYTES_KEY), str)) or (
-        tag_floats and isinstance(value.get(FLOAT_KEY), str)
-    )
-
-
-def _bytes_default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {BYTES_KEY: base64.b64encode(bytes(value)).decode("ascii")}
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def dumps(value: Any, indent: int | None = None) -> str:
-    """JSON for display, always standard: bytes as ``{"$base64": ...}``, NaN and the
-    infinities as ``{"$float": ...}``, other keys as strings."""
-    try:
-        return json.dumps(value, ensure_ascii=False, default=_bytes_default, allow_nan=False,
-                          indent=indent)
-    except (TypeError, ValueError):
-        return json.dumps(_jsonable(value, False, True, True), ensure_ascii=False, indent=indent)
-
-
-def dumps_exact(value: Any, base64_bytes: bool, tag_floats: bool = False) -> str:
-    """One JSON line that loads back to exactly ``value`` (through :func:`untag` with the same
-    flags), or :class:`_NotJson`."""
-    return json.dumps(_jsonable(value, True, base64_bytes, tag_floats), ensure_ascii=False)
-
-
-def untag(value: Any, base64_bytes: bool, tag_floats: bool) -> Any:
-    """Undo :func:`dumps_exact`'s tags: single-key dicts ``{"$base64": ...}`` become bytes
-    (with ``base64_bytes``) and ``{"$float": "NaN"}`` floats (with ``tag_floats``), anywhere in
-    ``value``.
-
-    Raises:
-        ValueError: a tag that holds no base64, or a ``$float`` other than NaN/±Infinity.
-    """
-    if isinstance(value, list):
-        return [untag(v, base64_bytes, tag_floats) for v in value]
-    if isinstance(value, dict):
-        if base64_bytes and len(value) == 1 and isinstance(value.get(BYTES_KEY), str):
-            return base64.b64decode(value[BYTES_KEY], validate=True)
-        if tag_floats and len(value) == 1 and isinstance(value.get(FLOAT_KEY), str):
-            if value[FLOAT_KEY] not in FLOAT_NAMES:
-                raise ValueError(f"{FLOAT_KEY!r} holds {value[FLOAT_KEY]!r}, not one of "
-                                 f"{', '.join(FLOAT_NAMES)}")
-            return float(value[FLOAT_KEY])
-        return {k: untag(v, base64_bytes, tag_floats) for k, v in value.items()}
-    return value
-
-
-class _Out:
-    """Buffered lines to stdout; ``flush_each`` for live output."""
-
-    def __init__(self, flush_each: bool = False) -> None:
-        self._stream = sys.stdout
-        self._flush_each = flush_each
-
-    def line(self, text: str) -> None:
-        self._stream.write(text)
-        self._stream.write("\n")
-        if self._flush_each:
-            self._stream.flush()
-
-    def close(self) -> None:
-        self._stream.flush()
-
-
 # -- opening -----------------------------------------------------------------------------------
-
-
-def open_db(directory: str, *, write: bool, timeout: float | None = None) -> flume.Flume:
-    """Open ``directory`` for a command: read-only commands with ``readonly=True`` (they never
-    create it); write commands take the writer lock (creating the directory when missing).
-
-    Raises (as one-line CLI errors): a missing directory, a directory locked by a writer.
-    """
-    _directory.append(directory)
-    try:
-        if write:
-            return flume.open(directory)
-        if timeout is None:
-            return flume.open(directory, readonly=True)
-        return flume.open(directory, readonly=True, timeout=timeout)
-    except DirectoryNotFoundError:
-        fail(
-            f"{directory} does not exist: there is no flume database there (create one with "
-            f"`flume append {shlex.quote(directory)} FILE` or `flume demo {shlex.quote(directory)}`)"
-        )
-    except LockedError as e:
-        first = str(e).split(";")[0]
-        fail(
-            f"{first}; only one writer at a time: stop it first, or use read-only commands "
-            "(get, stream, query, status, export, verify, index list), which work alongside it"
-        )
 
 
 def _query_views(db: flume.Flume) -> dict[str, flume.MountedView]:
@@ -371,88 +177,6 @@ def _indexes_of(view: flume.MountedView) -> dict[str, list[list[str]]]:
 
 
 # -- progress ----------------------------------------------------------------------------------
-
-
-class _NoBar:
-    """A progress bar that shows nothing (output that is not a terminal)."""
-
-    def __init__(self, length: int) -> None:
-        self.length = length
-
-    def update(self, n: int) -> None:
-        pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
-def _progress(length: int, label: str, file: IO[str] | None = None) -> Any:
-    """A click progress bar on ``file`` (default stderr), or nothing when that is not a
-    terminal (so that piped and captured output holds no bars)."""
-    out = file if file is not None else sys.stderr
-    if not out.isatty():
-        return _NoBar(max(length, 1))
-    return click.progressbar(
-        length=max(length, 1),
-        label=label,
-        file=out,  # type: ignore[arg-type]
-        show_pos=True,
-        width=30,
-    )
-
-
-def wait_for_views(
-    db: flume.Flume, label: str = "indexing", file: IO[str] | None = None,
-    names: Iterable[str] | None = None,
-) -> float:
-    """Block until the mounted views (or those ``names``) have caught up with the log,
-    showing a progress bar when that takes a while; return the seconds it took.
-
-    Raises:
-        ViewError: a view stopped on an entry.
-    """
-    started = time.monotonic()
-    wanted = set(db.views) if names is None else set(names)
-
-    def state() -> tuple[int, int]:
-        status = db.status()
-        target = status["since"] + 1
-        done = total = 0
-        for name, info in status["views"].items():
-            if name not in wanted:
-                continue
-            if info["state"] == "failed":
-                db.views[name].ready()  # raises the view's error
-            total += target
-            done += min(target, info["since"] + 1)
-        return done, total
-
-    done, total = state()
-    if done >= total:
-        return time.monotonic() - started
-    # Short waits need no bar; long ones get one.
-    deadline = time.monotonic() + 0.3
-    while done < total and time.monotonic() < deadline:
-        time.sleep(0.02)
-        done, total = state()
-    if done < total:
-        with _progress(total, label, file) as bar:
-            shown = 0
-            while True:
-                bar.update(done - shown)
-                shown = done
-                if done >= total:
-                    break
-                time.sleep(POLL_SECONDS)
-                done, total = state()
-                if total != bar.length:
-                    bar.length = max(total, 1)
-    for name in wanted:
-        db.views[name].ready()
-    return time.monotonic() - started
 
 
 # -- shared options ----------------------------------------------------------------------------
@@ -619,7 +343,7 @@ class _Source:
         if self.path == "-" or self.size == 0:
             yield None
             return
-        with _progress(self.size, label) as bar:
+        with progress(self.size, label) as bar:
             yield bar
 
     def close(self) -> None:
@@ -727,7 +451,7 @@ def _import_aside(directory: str, source: _Source) -> tuple[int, int]:
     moved = False
     try:
         db = open_db(aside, write=True)
-        _directory.append(directory)
+        remember_directory(directory)
         try:
             _append_batches(db, source)
             last = db.since.value
@@ -834,7 +558,7 @@ def stream(directory: str, gt: int | None, gte: int | None, lt: int | None, lte:
     until Ctrl-C.
     """
     db = open_db(directory, write=False)
-    out = _Out(flush_each=live)
+    out = LineWriter(flush_each=live)
     try:
         entries = db.stream(**_stream_args(gt, gte, lt, lte, reverse, limit, live, old))
         with entries:
@@ -868,13 +592,13 @@ def export(directory: str, gt: int | None, gte: int | None, lt: int | None, lte:
     import with the same flags).
     """
     db = open_db(directory, write=False)
-    out = _Out()
+    out = LineWriter()
     try:
         with db.stream(gt=gt, gte=gte, lt=lt, lte=lte) as entries:
             for seq, value in entries:
                 try:
                     out.line(dumps_exact(value, base64_bytes, tag_floats))
-                except _NotJson as e:
+                except NotJson as e:
                     hint = (" (add --base64-bytes)" if e.what.startswith("bytes")
                             else " (add --tag-floats)" if e.what.startswith("the float") else "")
                     fail(f"seq {seq} holds {e.what}, which JSON cannot hold exactly{hint}; "
@@ -932,7 +656,7 @@ def query(directory: str, query_text: str, explain: bool, view_name: str | None,
     """
     parsed = parse_query_arg(query_text)
     db = open_db(directory, write=False, timeout=timeout)
-    out = _Out(flush_each=live)
+    out = LineWriter(flush_each=live)
     try:
         view = query_view(db, view_name, directory)
         try:
@@ -955,30 +679,6 @@ def query(directory: str, query_text: str, explain: bool, view_name: str | None,
 
 
 # -- index add / list / drop -------------------------------------------------------------------
-
-
-def parse_path(text: str) -> list[str]:
-    """``value.author`` -> ``["value", "author"]``; a JSON list (``'["a.b", "c"]'``) for keys
-    holding dots."""
-    if text.startswith("["):
-        try:
-            path = json.loads(text)
-        except json.JSONDecodeError as e:
-            fail(f"path {text!r} is not a JSON list: {e.msg}")
-        if not isinstance(path, list) or not path or not all(isinstance(s, str) for s in path):
-            fail(f"path {text!r}: a JSON path is a non-empty list of strings")
-        return path
-    steps = text.split(".")
-    if not text or any(not s for s in steps):
-        fail(f"path {text!r} has an empty step; write paths like value.author")
-    return steps
-
-
-def format_path(path: Sequence[str]) -> str:
-    """``["value", "author"]`` -> ``value.author`` (a JSON list when a key holds a dot)."""
-    if all(s and "." not in s and not s.startswith("[") for s in path):
-        return ".".join(path)
-    return json.dumps(list(path), ensure_ascii=False)
 
 
 def _remount(db: flume.Flume, name: str, indexes: dict[str, list[list[str]]], version: int) -> None:
@@ -1009,7 +709,7 @@ def index_add(directory: str, name: str, paths: tuple[str, ...], view_name: str)
     from the log with its new definition (a progress bar shows it), then later `flume query`
     runs and every writer keep it current.
     """
-    fields = [parse_path(p) for p in paths]
+    fields = [parse_path_arg(p) for p in paths]
     db = open_db(directory, write=True)
     try:
         existing = db.views.get(view_name)
@@ -1022,12 +722,12 @@ def index_add(directory: str, name: str, paths: tuple[str, ...], view_name: str)
                 click.echo(f"index {name} already exists in view {view_name!r}", err=True)
                 return
             fail(f"view {view_name!r} already has an index {name!r} over "
-                 f"{' '.join(format_path(p) for p in indexes[name])}; drop it first")
+                 f"{' '.join(format_path_arg(p) for p in indexes[name])}; drop it first")
         indexes[name] = fields
         _remount(db, view_name, indexes, version)
         took = wait_for_views(db, label=f"building {name}", names=[view_name])
         click.echo(
-            f"added index {name} ({', '.join(format_path(p) for p in fields)}) to view "
+            f"added index {name} ({', '.join(format_path_arg(p) for p in fields)}) to view "
             f"{view_name!r}; built over {db.since.value + 1:,} entries in {took:.2f} s",
             err=True,
         )
@@ -1044,7 +744,7 @@ def index_list(directory: str) -> None:
         for view_name, view in sorted(_query_views(db).items()):
             for name, fields in _indexes_of(view).items():
                 click.echo(dumps({"view": view_name, "index": name,
-                                  "paths": [format_path(p) for p in fields]}))
+                                  "paths": [format_path_arg(p) for p in fields]}))
     finally:
         db.close()
 
@@ -1093,35 +793,6 @@ def _stored_meta(db: flume.Flume) -> dict[str, dict[str, Any]]:
     return metas
 
 
-def _file_size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-def _dir_size(path: str) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(os.path.join(root, name))
-    return total
-
-
-def human_size(n: int) -> str:
-    """``1234567`` -> ``1.2 MB``."""
-    if n < 1000:
-        return f"{n:,} bytes"
-    x = float(n)
-    unit = "KB"
-    for unit in ("KB", "MB", "GB", "TB"):
-        x /= 1000
-        if x < 1000:
-            break
-    return f"{x:.1f} {unit}"
-
-
 def status_report(db: flume.Flume, directory: str) -> dict[str, Any]:
     """The status of DIR as a dict: ``since``, ``entries``, sizes, and every view's
     ``kind/since/lag/state`` (``mounted`` False for views defined by code)."""
@@ -1145,8 +816,8 @@ def status_report(db: flume.Flume, directory: str) -> dict[str, Any]:
         "dir": directory,
         "since": since,
         "entries": since + 1,
-        "log_bytes": _file_size(os.path.join(directory, "log", "data.mdb")),
-        "views_bytes": _dir_size(os.path.join(directory, "views")),
+        "log_bytes": file_size(os.path.join(directory, "log", "data.mdb")),
+        "views_bytes": dir_size(os.path.join(directory, "views")),
         "views": dict(sorted(views.items())),
     }
 
@@ -1248,267 +919,3 @@ def verify(directory: str, as_json: bool) -> None:
     if not report.ok:
         n = len(report.problems)
         raise CliError(f"{directory} is damaged ({n} problem{'s' if n != 1 else ''}, listed above)")
-
-
-# -- the demo ----------------------------------------------------------------------------------
-
-#: The demo's Query view: latest-by-author and by-type-over-time indexes.
-DEMO_INDEXES: dict[str, list[list[str]]] = {
-    "author_ts": [["value", "author"], ["value", "timestamp"]],
-    "type_ts": [["value", "content", "type"], ["value", "timestamp"]],
-}
-
-
-def _demo_content_type(message: Any) -> Any:
-    """The Reduce view's map: a message's content type (None skips non-messages)."""
-    try:
-        return message["value"]["content"]["type"]
-    except (KeyError, TypeError):
-        return None
-
-
-def _demo_count(acc: dict[str, int], content_type: Any) -> dict[str, int]:
-    """The Reduce view's reducer: count messages by content type."""
-    key = str(content_type)
-    acc[key] = acc.get(key, 0) + 1
-    return acc
-
-
-def _demo_author_sequence(message: Any) -> Any:
-    """The Index view's key: ``(author, sequence)``, so an author's messages are in order."""
-    try:
-        value = message["value"]
-        return (value["author"], value["sequence"])
-    except (KeyError, TypeError):
-        return None
-
-
-def _short(text: str, width: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _short_author(author: str) -> str:
-    return author[:9] + "…" if len(author) > 10 else author
-
-
-def _when(ts: Any) -> str:
-    try:
-        moment = datetime.datetime.fromtimestamp(ts / 1000, tz=datetime.UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return str(ts)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def explain_summary(plan: dict[str, Any]) -> str:
-    """A one-line reading of a Query view's ``explain()`` dict."""
-    parts = []
-    if plan.get("index"):
-        parts.append(f"index {plan['index']}")
-    else:
-        parts.append("full log scan")
-    constraints = plan.get("constraints")
-    if constraints:
-        parts.append("range " + " and ".join(str(c) for c in constraints))
-    parts.append("covered (answered from the index keys alone)" if plan.get("covered")
-                 else "values looked up in the log")
-    if plan.get("sort"):
-        parts.append(f"sort: {plan['sort']}")
-    scores = plan.get("scores")
-    if isinstance(scores, dict) and scores:
-        parts.append("scores " + ", ".join(f"{k}={v}" for k, v in scores.items()))
-    return "; ".join(parts)
-
-
-class _Demo:
-    """The steps of `flume demo`, printing as they go."""
-
-    def __init__(self, directory: str, count: int, n_authors: int) -> None:
-        self.directory = directory
-        self.count = count
-        self.n_authors = n_authors
-        self.quoted = shlex.quote(directory)
-        self.author = ""
-
-    def abbreviate(self, text: str) -> str:
-        """``text`` with the demo author's long id shortened, for display."""
-        return text.replace(self.author, _short_author(self.author)) if self.author else text
-
-    def say(self, text: str = "") -> None:
-        click.echo(text)
-
-    def timed(self, fn: Callable[[], Any]) -> tuple[Any, float]:
-        started = time.perf_counter()
-        result = fn()
-        return result, (time.perf_counter() - started) * 1000
-
-    def append(self, db: flume.Flume) -> None:
-        from flume import sample
-
-        first = next(sample.messages(1, authors=self.n_authors))
-        existing = db.since.value + 1
-        if existing:
-            if db.get(0) != first:
-                fail(f"{self.directory} already holds a flume log that is not the demo's; "
-                     "give `flume demo` a new directory (or none, for a temporary one)")
-            self.count = existing
-            self.say(f"1. The log already holds the demo's {existing:,} messages: using them.")
-            return
-        self.say(f"1. Append {self.count:,} messages to the log (LMDB), {BATCH:,} per "
-                 "transaction, each durable on return")
-        started = time.monotonic()
-        batch: list[Any] = []
-        with _progress(self.count, "   appending", sys.stdout) as bar:
-            for message in sample.messages(self.count, authors=self.n_authors):
-                batch.append(message)
-                if len(batch) == BATCH:
-                    db.append_many(batch)
-                    bar.update(len(batch))
-                    batch = []
-            if batch:
-                db.append_many(batch)
-                bar.update(len(batch))
-        took = time.monotonic() - started
-        size = _dir_size(os.path.join(self.directory, "log"))
-        self.say(f"   {self.count:,} messages in {took:.1f} s ({self.count / took:,.0f} per s); "
-                 f"the log is {human_size(size)} on disk")
-
-    def declare(self, db: flume.Flume) -> None:
-        from flume.views import Index, Query, Reduce
-
-        self.say()
-        self.say("2. Declare three views; one indexer thread streams the log into them (RocksDB)")
-        db.use("count_by_type", Reduce(_demo_count, initial={}, map=_demo_content_type))
-        db.use("by_author", Index(_demo_author_sequence))
-        db.use("query", Query(indexes={k: v for k, v in DEMO_INDEXES.items()}))
-        self.say("   count_by_type  Reduce  messages counted by content type")
-        self.say("   by_author      Index   key (value.author, value.sequence)")
-        for i, (name, paths) in enumerate(DEMO_INDEXES.items()):
-            lead = "   query          Query   " if i == 0 else " " * 26
-            self.say(f"{lead}{name + ':':<10} {', '.join(format_path(p) for p in paths)}")
-        took = wait_for_views(db, label="   indexing", file=sys.stdout)
-        self.say(f"   all three caught up with the log in {took:.1f} s")
-
-    def show(self, letter: str, title: str, query: Any, answer: list[str], plan: str, ms: float) -> None:
-        self.say()
-        self.say(f" {letter}. {title}")
-        if query is not None:
-            text = self.abbreviate(json.dumps(query, ensure_ascii=False))
-            self.say(f"    query:   {_short(text, 120)}")
-        for i, line in enumerate(answer):
-            self.say(f"    {'answer:' if i == 0 else '':<8} {line}")
-        self.say(f"    plan:    {self.abbreviate(plan)}")
-        self.say(f"    time:    {ms:.1f} ms")
-
-    def queries(self, db: flume.Flume) -> dict[str, Any]:
-        from flume import sample
-
-        author = self.author = sample.authors(self.n_authors)[0]
-        view: Any = db.views["query"]  # a MountedView: read/explain are set at mount
-        self.say()
-        self.say("3. Queries: each answer, its plan (explain) and its time")
-
-        latest = [{"$filter": {"value": {"author": author, "content": {"type": "post"}}}}]
-        posts, ms = self.timed(lambda: list(view.read(latest, reverse=True, limit=5)))
-        self.show(
-            "a", f"The latest 5 posts by {_short_author(author)} (the busiest author): "
-            "Query view, reverse=True, limit=5", latest,
-            [f"{_when(m['value']['timestamp'])}  {_short(m['value']['content'].get('text', ''), 60)}"
-             for m in posts] or ["(none)"],
-            explain_summary(view.explain(latest)), ms,
-        )
-
-        votes = {"$filter": {"value": {"content": {"type": "vote"}}}}
-        per_author = [votes, {"$reduce": {"author": ["value", "author"], "votes": {"$count": True}}},
-                      {"$sort": [{"$reverse": "votes"}]}]
-        groups, ms = self.timed(lambda: list(view.read(per_author, limit=5)))
-        self.show(
-            "b", "Votes per author, the top 5: a grouping $reduce over the votes, then $sort "
-            "(limit=5)", per_author,
-            [f"{_short_author(str(g.get('author')))}  {g.get('votes', 0):,} votes" for g in groups]
-            or ["(none)"],
-            explain_summary(view.explain(per_author)), ms,
-        )
-
-        count_votes = [votes, {"$reduce": {"$count": True}}]
-        counted, ms = self.timed(lambda: list(view.read(count_votes)))
-        n_votes = counted[0] if counted else 0
-        self.show("c", "How many votes? A $count over the type_ts index", count_votes,
-                  [f"{n_votes:,} votes"], explain_summary(view.explain(count_votes)), ms)
-
-        count_by_type: Any = db.views["count_by_type"]
-        counts, ms = self.timed(lambda: count_by_type.get())
-        self.show(
-            "d", "Messages by content type: the Reduce view's state (db.count_by_type.get())",
-            None,
-            [", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))],
-            "no query: a Reduce view folds each new entry into its state as the log grows"
-            + (f"; its {counts.get('vote', 0):,} votes agree with c." if counts.get("vote") == n_votes
-               else ""), ms,
-        )
-
-        def lookup() -> tuple[Any, list[Any]]:
-            by_author: Any = db.views["by_author"]
-            first_message = by_author.get((author, 1))
-            newest = list(by_author.read(prefix=(author,), reverse=True, limit=1))
-            return first_message, newest
-
-        (first_message, newest), ms = self.timed(lookup)
-        answer = [f"(author, 1) -> {_short(dumps(first_message['value']['content']), 70)}"]
-        if newest:
-            answer.append(f"newest: sequence {newest[0].key[1]:,}, seq {newest[0].seq:,} in the log")
-        self.show(
-            "e", f"Index lookups: {_short_author(author)}'s first message, and the newest "
-            "(db.by_author.get(...), .read(prefix=..., reverse=True, limit=1))", None,
-            answer, "no query: an Index view is a sorted key range; get() is one seek", ms,
-        )
-        return {"author": author, "latest": latest, "count_votes": count_votes,
-                "per_author": per_author}
-
-    def commands(self, queries: dict[str, Any]) -> None:
-        d = self.quoted
-        latest = shlex.quote(json.dumps(queries["latest"], ensure_ascii=False))
-        count = shlex.quote(json.dumps(queries["count_votes"], ensure_ascii=False))
-        per_author = shlex.quote(json.dumps(queries["per_author"], ensure_ascii=False))
-        self.say()
-        self.say("4. Query this directory from the command line (read-only commands work even "
-                 "while a writer runs):")
-        for line in (
-            f"flume status {d}",
-            f"flume query {d} {latest} --reverse --limit 5",
-            f"flume query {d} {per_author} --limit 5",
-            f"flume query {d} {count} --explain",
-            f"flume stream {d} --reverse --limit 3",
-            f"flume get {d} 0",
-            f"flume index list {d}",
-            f"flume index add {d} by_contact value.content.contact value.timestamp",
-            f"flume export {d} > feed.jsonl",
-            f"flume verify {d}",
-        ):
-            self.say(f"   {line}")
-
-
-def run_demo(directory: str | None, count: int, n_authors: int) -> None:
-    """`flume demo`: generate, append, index and query a sample feed (see :func:`demo`)."""
-    started = time.monotonic()
-    fresh = directory is None
-    if directory is None:
-        directory = tempfile.mkdtemp(prefix="flume-demo-")
-    click.echo(f"flume demo: a social feed of {count:,} messages by {n_authors:,} authors")
-    if fresh:
-        click.echo(f"in {directory} (a fresh temporary directory, kept so that you can query it; "
-                   "pass DIR to choose)")
-    else:
-        click.echo(f"in {directory}")
-    click.echo()
-    demo_run = _Demo(directory, count, n_authors)
-    db = open_db(directory, write=True)
-    try:
-        demo_run.append(db)
-        demo_run.declare(db)
-        queries = demo_run.queries(db)
-    finally:
-        db.close()
-    demo_run.commands(queries)
-    click.echo()
-    click.echo(f"demo done in {time.monotonic() - started:.1f} s")

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import flume
-from flume.cli import cli_phrasing
+from flume.console import cli_phrasing
 from flume.views import Query, Reduce
 
 RUN_TIMEOUT = 60
