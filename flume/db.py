@@ -116,6 +116,10 @@ def _check_directory(directory: str, readonly: bool) -> None:
             os.makedirs(directory)
         except PermissionError as e:
             raise fs.permission_denied(e.filename or directory, e.strerror or "") from None
+        except OSError as e:
+            if not fs.is_disk_full(directory, str(e), e.errno):
+                raise
+            raise fs.disk_full(directory, "the database was not created", str(e)) from None
         return
     if not stat.S_ISDIR(found.st_mode):
         raise FormatError(f"{directory} is a file, not a flume database directory")

@@ -48,8 +48,11 @@ class DirectoryLock:
                 f"{directory} is open for writing by {who}; only one writer at a time. Open it "
                 "with readonly=True to read alongside that writer, or stop the writer first"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass  # a full disk: the pid only names the holder in another writer's error
         self._fd: int | None = fd
 
     def release(self) -> None:

@@ -13,6 +13,7 @@ non-root user runs them directly. Whatever the machine lacks is skipped with its
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -48,9 +49,11 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A fresh 6 MB tmpfs, always unmounted afterwards."""
-    yield from _tmpfs(tmp_path / "mnt", "6m")
+    with _tmpfs(tmp_path / "mnt", "6m") as mnt:
+        yield mnt
 
 
+@contextlib.contextmanager
 def _tmpfs(where: Path, size: str) -> Iterator[Path]:
     if not ROOT:
         pytest.skip("mounting a small filesystem needs root")
@@ -216,19 +219,34 @@ def test_cli_append_on_a_full_disk_says_so_in_one_line(small_fs: Path, tmp_path:
 # -- read-only media ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def readonly_db(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """A database with a Query view on a filesystem then remounted read-only."""
-    for mnt in _tmpfs(tmp_path / "mnt", "16m"):
+@pytest.fixture(params=["remount", "bind"])
+def readonly_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A database with a Query view on a filesystem then remounted read-only, or seen
+    through a read-only bind mount (a backup mount of a live filesystem)."""
+    with _tmpfs(tmp_path / "mnt", "16m") as mnt:
         directory = mnt / "db"
         with flume.open(directory) as db:
             db.use("q", Query(indexes={"aut": [["author"], ["ts"]]}))
             last = db.append_many([value(i) for i in range(500)])
             db.q.read([], limit=1)
-        done = _run(["mount", "-o", "remount,ro", str(mnt)])
+        if request.param == "remount":
+            done = _run(["mount", "-o", "remount,ro", str(mnt)])
+            if done.returncode != 0:
+                pytest.skip(f"cannot remount read-only here: {done.stderr.strip()}")
+            yield directory, last
+            return
+        view = tmp_path / "ro"
+        view.mkdir()
+        done = _run(["mount", "--bind", "-o", "ro", str(mnt), str(view)])
         if done.returncode != 0:
-            pytest.skip(f"cannot remount read-only here: {done.stderr.strip()}")
-        yield directory, last
+            pytest.skip(f"cannot bind-mount read-only here: {done.stderr.strip()}")
+        try:
+            if not os.statvfs(view).f_flag & os.ST_RDONLY:
+                _run(["mount", "-o", "remount,bind,ro", str(view)])
+            yield view / "db", last
+        finally:
+            if _run(["umount", str(view)]).returncode != 0:
+                _run(["umount", "-l", str(view)])
 
 
 def test_a_database_on_read_only_media_opens_readonly(
@@ -366,3 +384,19 @@ def test_permission_denied_error_is_a_permission_error() -> None:
     e = PermissionDeniedError("x: permission denied", "x")
     assert isinstance(e, FlumeError) and isinstance(e, PermissionError)
     assert e.errno == errno.EACCES and e.filename == "x" and str(e) == "x: permission denied"
+
+
+def test_a_reader_that_may_not_create_readers_uses_a_private_directory(
+    db_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_tmp))  # the child's
+    db_dir.chmod(0o555)
+    try:
+        out = _unprivileged(str(db_dir))
+    finally:
+        db_dir.chmod(0o755)
+    assert out == {"writer": ["ok", ""], "reader": ["ok", ""], "verify": ["ok", ""]}, out
+    assert "readers" not in os.listdir(db_dir)
+    assert os.listdir(private_tmp) == []  # removed on close

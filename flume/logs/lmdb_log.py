@@ -550,7 +550,10 @@ class LmdbLog(BaseLog):
             except lmdb.Error as e:
                 # The commit failed and LMDB kept the log as it was: nothing of this batch is
                 # in it, and later commits work again once the disk does.
-                raise self._write_failed(e, "nothing was appended") from None
+                raise self._write_failed(
+                    e, "the values of this append were not written (the log holds everything "
+                    "appended before them)"
+                ) from None
 
     def _write_failed(self, e: lmdb.Error, what: str) -> StorageError:
         if fs.is_disk_full(self._path, str(e)):
