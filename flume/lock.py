@@ -74,6 +74,6 @@ def read_only_media_error(directory: str) -> ReadOnlyError:
     """The error for opening a database for writing on a read-only filesystem."""
     return ReadOnlyError(
         f"{directory} is on a read-only filesystem (a snapshot, a backup mount, or a disk "
-        "remounted read-only): it cannot be opened for writing. Open it with readonly=True to "
-        "read it, or copy it to writable storage (nothing was changed)"
+        "remounted read-only): it cannot be opened for writing. Read it with readonly=True (the "
+        "CLI's read commands do), or copy it to writable storage (nothing was changed)"
     )

@@ -465,8 +465,9 @@ class RocksStore:
             if isinstance(e, PermissionError) or "Permission denied" in message:
                 raise fs.permission_denied(self.path, message) from None
             if fs.is_disk_full(self.path, message):
+                what = "read" if self.readonly else "written"
                 raise fs.disk_full(
-                    self.path, "the views database could not be opened for writing", message
+                    self.path, f"the views database could not be opened to be {what}", message
                 ) from None
             if "Corruption" in message:
                 raise CorruptionError(
