@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import stat
 import threading
 import time
 import warnings
@@ -19,11 +20,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from flume import fs
 from flume.errors import (
     ClosedError,
     CorruptionError,
     FlumeError,
     DirectoryNotFoundError,
+    DiskFullError,
     FlumeTimeoutError,
     FormatError,
     InvalidTypeError,
@@ -32,7 +35,7 @@ from flume.errors import (
     ViewError,
     ViewNameError,
 )
-from flume.lock import LOCK_FILE, DirectoryLock
+from flume.lock import LOCK_FILE, DirectoryLock, read_only_media_error
 from flume.logs.base import CHUNK, BaseLog, LogStream, decode_entries
 from flume.logs.lmdb_log import LmdbLog
 from flume.obv import Obv
@@ -44,6 +47,9 @@ from flume.views.store import MemoryStore, RocksStore, Store
 DEFAULT_READER_TIMEOUT = 10.0
 # Readers cannot be woken by the writer's indexer, so they poll its progress this often.
 READER_POLL_SECONDS = 0.005
+# Views stopped by a full disk retry after this long, doubling up to the maximum.
+SPACE_RETRY_FIRST_SECONDS = 0.1
+SPACE_RETRY_MAX_SECONDS = 5.0
 
 # A view indexes in batches of at most about this long (between MIN_CHUNK and CHUNK entries),
 # so that a view catching up holds back the others, answering read-your-writes, by at most
@@ -105,30 +111,46 @@ def open(  # noqa: A001 - flume.open, like io.open
 
 
 def _check_directory(directory: str, readonly: bool) -> None:
-    if not os.path.exists(directory):
+    # fs.stat, not os.path.exists: a directory flume may not search must read as a permission
+    # problem, never as a missing (lost) file.
+    found = fs.stat(directory)
+    if found is None:
         if readonly:
             raise DirectoryNotFoundError(
                 f"{directory} does not exist; a readonly open never creates a database "
                 "(open it once without readonly=True to create it)"
             )
-        os.makedirs(directory)
+        if fs.read_only_media(directory):
+            raise read_only_media_error(directory)
+        try:
+            os.makedirs(directory)
+        except PermissionError as e:
+            raise fs.permission_denied(e.filename or directory, e.strerror or "") from None
+        except OSError as e:
+            if not fs.is_disk_full(directory, str(e), e.errno):
+                raise
+            raise fs.disk_full(directory, "the database was not created", str(e)) from None
         return
-    if not os.path.isdir(directory):
+    if not stat.S_ISDIR(found.st_mode):
         raise FormatError(f"{directory} is a file, not a flume database directory")
+    if not readonly and fs.read_only_media(directory):
+        raise read_only_media_error(directory)
     data = os.path.join(directory, "log", "data.mdb")
-    if os.path.exists(os.path.join(directory, "views", "CURRENT")) and (
-        not os.path.exists(data) or os.path.getsize(data) == 0
+    data_found = fs.stat(data)
+    if fs.stat(os.path.join(directory, "views", "CURRENT")) is not None and (
+        data_found is None or data_found.st_size == 0
     ):
         # Views are only ever created after the log: their presence means a log was here.
         raise CorruptionError(
-            f"{data} is {'empty' if os.path.exists(data) else 'missing'}, but "
+            f"{data} is {'empty' if data_found is not None else 'missing'}, but "
             f"{os.path.join(directory, 'views')} holds views built from it: the log was lost. "
             "Restore the directory from a copy (or, to start an empty database here, move "
             "the views directory away first); nothing was changed"
         )
-    if os.path.isdir(os.path.join(directory, "log")):
+    log_found = fs.stat(os.path.join(directory, "log"))
+    if log_found is not None and stat.S_ISDIR(log_found.st_mode):
         return
-    others = set(os.listdir(directory)) - {LOCK_FILE, "views", "readers"}
+    others = set(fs.listdir(directory)) - {LOCK_FILE, "views", "readers"}
     if readonly or others:
         raise FormatError(
             f"{directory} is not a flume database (it has no log/ directory"
@@ -141,12 +163,12 @@ def _open_views_store(path: str, readonly: bool) -> Store:
     """The views database at ``path`` (``<dir>/views``); for a reader, an empty stand-in while
     the writer has not created it (the reader switches over once it exists)."""
     current = os.path.join(path, "CURRENT")
-    if readonly and not os.path.exists(current):
+    if readonly and fs.stat(current) is None:
         return MemoryStore(readonly=True)
     secondaries = os.path.join(os.path.dirname(path), "readers")
     damage: Exception
-    if os.path.isdir(path) and not os.path.exists(current) and any(
-        name.startswith("MANIFEST-") or name.endswith(".sst") for name in os.listdir(path)
+    if os.path.isdir(path) and fs.stat(current) is None and any(
+        name.startswith("MANIFEST-") or name.endswith(".sst") for name in fs.listdir(path)
     ):
         # RocksDB would start a new database here and delete the old files as obsolete.
         damage = CorruptionError(f"{current} is missing")
@@ -179,6 +201,14 @@ def _move_aside(path: str) -> str:
         aside = f"{base}-{n}"
     os.rename(path, aside)
     return aside
+
+
+def _state(error: FlumeError | None, caught_up: bool) -> str:
+    if isinstance(error, DiskFullError):
+        return "waiting: disk full"
+    if error is not None:
+        return "failed"
+    return "ready" if caught_up else "indexing"
 
 
 def _views_dir_of(log_dir: str) -> str:
@@ -337,6 +367,8 @@ class Flume:
         self._closing = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._space_timer: threading.Timer | None = None
+        self._space_backoff = SPACE_RETRY_FIRST_SECONDS
         self._unsubscribe = log.since.subscribe(lambda _: self._wake())
         if self._indexing:
             self._mount_stored_views(self._store.all_meta())
@@ -731,7 +763,8 @@ class Flume:
 
     def status(self) -> dict[str, Any]:
         """The log's ``since`` and, per view, its ``since``, ``lag`` and ``state``
-        (``ready``, ``indexing`` or ``failed``, with the ``error`` message when failed)."""
+        (``ready``, ``indexing``, ``failed``, or ``waiting: disk full`` until space is freed;
+        with the ``error`` message when failed or waiting)."""
         self._check_open()
         if not self._indexing:
             self._follow_writer()
@@ -746,7 +779,7 @@ class Flume:
                 "kind": mounted.view.kind,
                 "since": since,
                 "lag": max(0, log_since - since),
-                "state": "failed" if mounted.error else ("ready" if since >= log_since else "indexing"),
+                "state": _state(mounted.error, since >= log_since),
             }
             if mounted.error is not None:
                 info["error"] = str(mounted.error)
@@ -864,7 +897,11 @@ class Flume:
                 m.chunk = min(CHUNK, m.chunk * 2)
 
     def _apply(self, mounted: _Mounted, entries: list[tuple[int, Any]]) -> None:
-        batch = self._store.batch()
+        try:
+            batch = self._store.batch()
+        except DiskFullError as e:
+            self._wait_for_space(mounted, e)
+            return
         try:
             mounted.view.apply(entries, FamilyBatch(batch, mounted.name))
         except ViewFunctionError as e:
@@ -878,12 +915,17 @@ class Flume:
         batch.put_meta(mounted.name, self._meta(mounted, last))
         try:
             self._store.write(batch)
+        except DiskFullError as e:
+            mounted.view.rollback()
+            self._wait_for_space(mounted, e)
+            return
         except Exception as e:
             mounted.view.rollback()
             self._fail(mounted, entries[0][0], e, "its batch could not be written")
             return
         mounted.view.commit()
         mounted.since.set(last)
+        self._space_backoff = SPACE_RETRY_FIRST_SECONDS
 
     def _fail(self, mounted: _Mounted, seq: int, cause: BaseException, what: str) -> None:
         mounted.error = ViewError(
@@ -895,6 +937,39 @@ class Flume:
             cause=cause,
         )
         mounted.since.wake()
+
+    # -- a full disk: views wait, then resume by themselves ----------------------------------
+
+    def _wait_for_space(self, mounted: _Mounted, cause: DiskFullError) -> None:
+        """Stop ``mounted`` until a retry: its reads raise a DiskFullError meanwhile (rather
+        than wait with no end in sight), its ``since`` stays where it was, and a timer clears
+        the error and wakes the indexer after a backoff."""
+        mounted.error = DiskFullError(
+            f"view {mounted.name!r} is waiting at seq {mounted.since.value}: {cause}. It "
+            "resumes by itself once space is freed (nothing is lost)",
+            cause.filename,
+        )
+        mounted.error.__cause__ = cause
+        mounted.since.wake()
+        with self._wakeup:
+            if self._closing or self._space_timer is not None:
+                return
+            delay = self._space_backoff
+            self._space_backoff = min(delay * 2, SPACE_RETRY_MAX_SECONDS)
+            timer = self._space_timer = threading.Timer(delay, self._retry_after_disk_full)
+        timer.daemon = True
+        timer.start()
+
+    def _retry_after_disk_full(self) -> None:
+        with self._views_lock:
+            with self._wakeup:
+                self._space_timer = None
+                if self._closing:
+                    return
+            for mounted in self._mounted.values():
+                if isinstance(mounted.error, DiskFullError):
+                    mounted.error = None
+        self._wake()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -918,7 +993,13 @@ class Flume:
         """Stop the indexer (after its current batch, which commits), end every live stream,
         close views, the views store and the log, and release the writer lock. Idempotent.
 
+        Every step runs even when an earlier one fails (a full disk, a failing disk), and the
+        writer lock is always released; then the first failure is raised.
+
         Blocks on: the indexer's current batch.
+
+        Raises:
+            StorageError: the disk refused to flush the log (``sync=False``) or the views.
         """
         if self._closed:
             return
@@ -926,18 +1007,33 @@ class Flume:
         with self._wakeup:
             self._closing = True
             self._wakeup.notify()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        self._unsubscribe()
-        for mounted in list(self._mounted.values()):
-            mounted.since.wake()
-        self.log.close()
-        with self._views_lock:
-            for mounted in self._mounted.values():
-                mounted.view.close()
-        self._store.close()
-        if self._lock is not None:
-            self._lock.release()
+            timer, self._space_timer = self._space_timer, None
+        if timer is not None:
+            timer.cancel()
+        failures: list[BaseException] = []
+
+        def attempt(step: Callable[[], None]) -> None:
+            try:
+                step()
+            except Exception as e:
+                failures.append(e)
+
+        try:
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._thread.join()
+            self._unsubscribe()
+            for mounted in list(self._mounted.values()):
+                mounted.since.wake()
+            attempt(self.log.close)
+            with self._views_lock:
+                for mounted in self._mounted.values():
+                    attempt(mounted.view.close)
+            attempt(self._store.close)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+        if failures:
+            raise failures[0]
 
     def __enter__(self) -> Flume:
         return self

@@ -7,6 +7,9 @@ what went wrong and what to do about it. An operation that raises leaves the dat
 
 from __future__ import annotations
 
+import errno
+from typing import Any
+
 
 class FlumeError(Exception):
     """Base class of every error flume raises."""
@@ -37,6 +40,47 @@ class ClosedError(FlumeError):
 
 class ReadOnlyError(FlumeError):
     """A write (append, rebuild, use of an undeclared view) on a database opened ``readonly=True``."""
+
+
+class StorageError(FlumeError, OSError):
+    """The disk refused a read or write flume needed (an I/O error); ``filename`` names the
+    file or directory. What was being written was not written."""
+
+    def __init__(self, message: str, path: str | None = None, code: int = errno.EIO) -> None:
+        super().__init__(code, message, path)
+        self.message = message
+        self._init_args: tuple[Any, ...] = (message, path, code)
+
+    def __str__(self) -> str:  # OSError would prefix "[Errno N]"
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:  # OSError's would pass (errno, strerror, filename)
+        return (type(self), self._init_args)
+
+
+class DiskFullError(StorageError):
+    """The filesystem holding the database is full (``errno`` ``ENOSPC``): an append that
+    raises it wrote nothing; views wait (``status()`` shows ``waiting: disk full``) and resume
+    by themselves once space is freed."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message, path, errno.ENOSPC)
+        self._init_args = (message, path)
+
+
+class PermissionDeniedError(FlumeError, PermissionError):
+    """The operating system denied flume access to a file or directory of the database
+    (``filename``). Nothing was changed: permission problems never trigger recovery."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(errno.EACCES, message, path)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.filename))
 
 
 class LockedError(FlumeError):
@@ -92,6 +136,7 @@ __all__ = [
     "ClosedError",
     "CorruptionError",
     "DirectoryNotFoundError",
+    "DiskFullError",
     "EncodeError",
     "FlumeError",
     "FlumeTimeoutError",
@@ -100,8 +145,10 @@ __all__ = [
     "InvalidTypeError",
     "LockedError",
     "NotFoundError",
+    "PermissionDeniedError",
     "QueryError",
     "ReadOnlyError",
+    "StorageError",
     "ViewError",
     "ViewNameError",
 ]

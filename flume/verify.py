@@ -37,9 +37,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flume import codec
+from flume import codec, fs
 from flume.db import Flume
-from flume.errors import DirectoryNotFoundError, FlumeError, FormatError
+from flume.errors import DirectoryNotFoundError, FlumeError, FormatError, PermissionDeniedError
 from flume.logs.base import BaseLog
 from flume.logs.lmdb_log import LmdbLog
 from flume.views.base import View
@@ -158,6 +158,7 @@ def verify(path: str | os.PathLike[str], *, views: Mapping[str, View] | None = N
     Raises:
         DirectoryNotFoundError: ``path`` does not exist.
         FormatError: ``path`` is not a flume database directory.
+        PermissionDeniedError: a file or directory of it may not be read (not damage).
     """
     directory = os.fspath(path)
     if not os.path.isdir(directory):
@@ -189,12 +190,15 @@ def check_log(log_dir: str | os.PathLike[str]) -> LogReport:
     log_dir = os.fspath(log_dir)
     report = LogReport(path=log_dir)
     data = os.path.join(log_dir, "data.mdb")
-    try:
-        report.file_bytes = os.path.getsize(data)
-    except OSError:
+    found = fs.stat(data)
+    if found is None:
         report.problems.append(f"{data} is missing")
         return report
-    report.problems.extend(check_lmdb_file(data))
+    report.file_bytes = found.st_size
+    try:
+        report.problems.extend(check_lmdb_file(data))
+    except PermissionError as e:
+        raise fs.permission_denied(data, e.strerror or "") from None
     if report.problems:
         return report
     result = _scan_in_child(log_dir)
@@ -347,9 +351,9 @@ def check_views(
 
     directory = os.fspath(directory)
     views_dir = os.path.join(directory, "views")
-    if not os.path.exists(os.path.join(views_dir, "CURRENT")):
+    if fs.stat(os.path.join(views_dir, "CURRENT")) is None:
         if os.path.isdir(views_dir) and any(
-            n.startswith("MANIFEST-") or n.endswith(".sst") for n in os.listdir(views_dir)
+            n.startswith("MANIFEST-") or n.endswith(".sst") for n in fs.listdir(views_dir)
         ):
             return [ViewReport(
                 "*", "all", "damaged",
@@ -357,11 +361,14 @@ def check_views(
                 "(opening the database for writing moves it aside and rebuilds the views)",
             )]
         return []
-    problem = _probe_tables(views_dir)
+    # On read-only media the store is itself a read-only instance, which is what the probe is.
+    problem = None if fs.read_only_media(views_dir) else _probe_tables(views_dir)
     if problem is not None:
         return [ViewReport("*", "all", "damaged", detail=f"the views database cannot be opened: {problem}")]
     try:
         store = RocksStore(views_dir, readonly=True, secondaries=os.path.join(directory, "readers"))
+    except PermissionDeniedError:
+        raise
     except FlumeError as e:
         return [ViewReport("*", "all", "damaged", detail=f"the views database cannot be opened: {e}")]
     reports: list[ViewReport] = []
@@ -441,6 +448,8 @@ def _probe_tables(views_dir: str) -> str | None:
                 access_type=AccessType.read_only(),
             )
         except Exception as e:
+            if isinstance(e, PermissionError) or "Permission denied" in str(e):
+                raise fs.permission_denied(views_dir, str(e)) from None
             problem = f"{views_dir} is damaged ({e})"
             continue
         db.close()

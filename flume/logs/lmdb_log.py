@@ -30,8 +30,8 @@ from typing import Any
 
 import lmdb
 
-from flume import codec
-from flume.errors import ClosedError, CorruptionError, FormatError
+from flume import codec, fs
+from flume.errors import ClosedError, CorruptionError, FormatError, StorageError
 from flume.logs.base import BaseLog
 
 FORMAT_NAME = "flume-log"
@@ -131,7 +131,10 @@ def _open_env(path: str, *, readonly: bool, map_size: int, sync: bool) -> _Share
     with _envs_lock:
         shared = _envs.get(path)
         if shared is None:
-            env, meta_db, log_db = _new_env(path, readonly=readonly, map_size=map_size, sync=sync)
+            try:
+                env, meta_db, log_db = _new_env(path, readonly=readonly, map_size=map_size, sync=sync)
+            except PermissionError as e:
+                raise fs.permission_denied(e.filename or path, e.strerror or "") from None
             shared = _envs[path] = _SharedEnv(env, log_db, meta_db, readonly, sync)
         elif (shared.readonly and not readonly) or (sync and not shared.sync):
             _reopen_env(path, shared, readonly=shared.readonly and readonly, sync=shared.sync or sync)
@@ -178,6 +181,9 @@ def _new_env(
             "or its log was deleted; point flume at the right directory"
         )
     _check_not_truncated(os.path.join(path, "data.mdb"))
+    # On read-only media nothing can be written, not even the lock file, and no writer can
+    # run: open the environment read-only and without locks there.
+    frozen = not create and fs.read_only_media(path)
     try:
         env = lmdb.open(
             path,
@@ -190,6 +196,7 @@ def _new_env(
             readahead=False,
             create=create,
             readonly=readonly,
+            lock=not frozen,
         )
     except lmdb.InvalidError as e:
         raise CorruptionError(
@@ -197,9 +204,18 @@ def _new_env(
             "the directory from a copy"
         ) from None
     except lmdb.Error as e:
+        if isinstance(e, lmdb.ReadonlyError) or "Permission denied" in str(e):
+            raise fs.permission_denied(path, str(e)) from None
+        if fs.is_disk_full(path, str(e)):
+            raise fs.disk_full(path, "the log could not be created", str(e)) from None
         raise FormatError(f"cannot open the log at {path}: {e}") from None
     try:
         meta_db, log_db = _open_dbs(env, path, create=create)
+    except lmdb.Error as e:
+        env.close()
+        if fs.is_disk_full(path, str(e)):
+            raise fs.disk_full(path, "the log could not be created", str(e)) from None
+        raise fs.storage_error(path, "the log could not be created", str(e)) from None
     except BaseException:
         env.close()
         raise
@@ -347,7 +363,10 @@ class LmdbLog(BaseLog):
         self.dir = os.fspath(path)
         self._path = os.path.realpath(self.dir)
         if not readonly:
-            os.makedirs(self._path, exist_ok=True)
+            try:
+                os.makedirs(self._path, exist_ok=True)
+            except PermissionError as e:
+                raise fs.permission_denied(e.filename or self._path, e.strerror or "") from None
         self._shared = _open_env(self._path, readonly=readonly, map_size=_map_size, sync=sync)
         self._rw = self._shared.lock
         self._sync = sync
@@ -572,6 +591,18 @@ class LmdbLog(BaseLog):
                     f"{self.dir}: the log is damaged ({type(e).__name__}: {e}); nothing was "
                     "appended: run `flume verify` and restore it from a copy"
                 ) from None
+            except lmdb.Error as e:
+                # The commit failed and LMDB kept the log as it was: nothing of this batch is
+                # in it, and later commits work again once the disk does.
+                raise self._write_failed(
+                    e, "the values of this append were not written (the log holds everything "
+                    "appended before them)"
+                ) from None
+
+    def _write_failed(self, e: lmdb.Error, what: str) -> StorageError:
+        if fs.is_disk_full(self._path, str(e)):
+            return fs.disk_full(self._path, what, str(e))
+        return fs.storage_error(self._path, what, str(e))
 
     def _next_seq(self, cursor: Any) -> int:
         if not cursor.last():
@@ -613,7 +644,14 @@ class LmdbLog(BaseLog):
         # closing the environment under them would fail them with a raw lmdb.Error.
         with self._rw.exclusive():
             pass
-        if not self.readonly and not self._sync:
-            with self._rw.shared():
-                self._env.sync(True)
-        _release_env(self._path, self._shared)
+        try:
+            if not self.readonly and not self._sync:
+                try:
+                    with self._rw.shared():
+                        self._env.sync(True)
+                except lmdb.Error as e:
+                    raise self._write_failed(
+                        e, "the latest appends (made with sync=False) may not be durable"
+                    ) from None
+        finally:
+            _release_env(self._path, self._shared)

@@ -12,6 +12,7 @@ rocksdict does not set reliably (see the engine notes in the design docs).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import fcntl
 import os
 import shutil
@@ -22,8 +23,8 @@ from typing import Any, Protocol, cast
 
 from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
 
-from flume import codec
-from flume.errors import CorruptionError, FormatError
+from flume import codec, fs
+from flume.errors import CorruptionError, FlumeError, FormatError
 
 META_FAMILY = "__flume_meta__"
 
@@ -332,6 +333,8 @@ _EMPTY: Any = _EmptyFamily()
 class RocksBatch:
     def __init__(self, store: RocksStore) -> None:
         self._store = store
+        # The column family handles it holds belong to this opening of the database.
+        self.generation = store._generation
         self.wb = WriteBatch(raw_mode=True)
         self.families: set[str] = set()
 
@@ -370,6 +373,24 @@ class _SecondaryDir:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+def _shadow_dir(path: str) -> _SecondaryDir:
+    """A private directory of symlinks to the files of the RocksDB database at ``path``, for
+    opening a database on read-only media: rocksdict rewrites its config file in the database
+    directory on every open, and RocksDB writes its info log there. Open it read-only: files
+    the database creates later (by a writer, which read-only media cannot have) are not
+    linked."""
+    shadow = tempfile.mkdtemp(prefix="flume-")
+    try:
+        for name in os.listdir(path):
+            if name in ("LOCK", "LOG", "rocksdict-config.json") or name.startswith("LOG.old"):
+                continue
+            os.symlink(os.path.join(os.path.abspath(path), name), os.path.join(shadow, name))
+    except BaseException:
+        shutil.rmtree(shadow, ignore_errors=True)
+        raise
+    return _SecondaryDir(shadow, None)
 
 
 def _make_secondary_dir(parent: str) -> _SecondaryDir:
@@ -443,11 +464,18 @@ class RocksStore:
     A read-only store opens RocksDB as a *secondary* instance with a private directory of its
     own under ``secondaries`` (default: ``readers/`` next to ``path``, in the database
     directory), removed on close, or by the next reader if this one died; when that directory
-    cannot be created (read-only media), in a private temporary directory removed on close.
-    It sees the writer's commits after :meth:`catch_up`.
+    cannot be created, in a private temporary directory removed on close. It sees the writer's
+    commits after :meth:`catch_up`. On read-only media, where no writer can run, it opens a
+    frozen read-only instance instead (through a private directory of links).
+
+    A write that fails for lack of space leaves RocksDB refusing every later write: the store
+    then reopens the database at the next :meth:`batch`, and raises ``DiskFullError`` until
+    that succeeds.
 
     Raises:
         CorruptionError: RocksDB reports the database damaged.
+        PermissionDeniedError: a file or directory of it is not accessible.
+        DiskFullError: opening it for writing needs space its disk does not have.
         FormatError: it cannot be opened for another reason.
     """
 
@@ -465,7 +493,14 @@ class RocksStore:
             os.path.dirname(os.path.abspath(self.path)), "readers"
         )
         self.readonly = readonly
+        # Read-only media cannot have a live writer: a frozen read-only instance is exact.
+        self._frozen = readonly and fs.read_only_media(self.path)
         self._lock = threading.RLock()
+        # A write failed for lack of space (RocksDB refuses writes until reopened); and the
+        # reopen failed too, so that no database is open.
+        self._stalled = False
+        self._detached = False
+        self._generation = 0
         self._secondary_dir: _SecondaryDir | None = None
         self._families: dict[str, Rdict] = {}
         self._handles: dict[str, Any] = {}
@@ -480,7 +515,15 @@ class RocksStore:
         families = {name: _options() for name in existing if name != "default"}
         secondary_dir = None
         try:
-            if self.readonly:
+            if self._frozen:
+                secondary_dir = _shadow_dir(self.path)
+                db = Rdict(
+                    secondary_dir.path,
+                    _options(),
+                    column_families=families,
+                    access_type=AccessType.read_only(),
+                )
+            elif self.readonly:
                 secondary_dir = _make_secondary_dir(self._secondaries)
                 db = Rdict(
                     self.path,
@@ -496,6 +539,13 @@ class RocksStore:
             if secondary_dir is not None:
                 secondary_dir.remove()
             message = str(e)
+            if isinstance(e, PermissionError) or "Permission denied" in message:
+                raise fs.permission_denied(self.path, message) from None
+            if fs.is_disk_full(self.path, message):
+                what = "read" if self.readonly else "written"
+                raise fs.disk_full(
+                    self.path, f"the views database could not be opened to be {what}", message
+                ) from None
             if "Corruption" in message:
                 raise CorruptionError(
                     f"the views database at {self.path} is damaged ({message}); views are "
@@ -515,6 +565,8 @@ class RocksStore:
         try:
             return list(Rdict.list_cf(self.path, _options()))
         except Exception as e:
+            if isinstance(e, PermissionError) or "Permission denied" in str(e):
+                raise fs.permission_denied(self.path, str(e)) from None
             raise CorruptionError(
                 f"the views database at {self.path} cannot be read ({e}); views are derived "
                 "from the log: opening the database for writing moves that directory aside "
@@ -544,6 +596,11 @@ class RocksStore:
         if fam is not None:
             return fam
         with self._lock:
+            if self._detached:
+                raise fs.disk_full(
+                    self.path, "the views database is closed until it can be reopened",
+                    "a write failed for lack of space",
+                )
             if self.readonly:
                 if name not in self._opened and name in self._db_families():
                     self._reopen()  # the writer created it after this reader opened
@@ -552,7 +609,14 @@ class RocksStore:
                     empty: Rdict = _EMPTY
                     return empty
             elif name not in self._db_families():
-                self._db.create_column_family(name, _options())
+                try:
+                    self._db.create_column_family(name, _options())
+                except Exception as e:
+                    if not fs.is_disk_full(self.path, str(e)):
+                        raise
+                    raise fs.disk_full(
+                        self.path, f"the view {name!r} could not be created", str(e)
+                    ) from None
             fam = self._families[name] = self._db.get_column_family(name)
             return self._families[name]
 
@@ -583,11 +647,69 @@ class RocksStore:
         return self._cf(META_FAMILY)
 
     def batch(self) -> RocksBatch:
+        """A new batch. After a write failed for lack of space, first reopens the database.
+
+        Raises:
+            DiskFullError: that reopen failed (the disk is still full).
+        """
+        if self._stalled:
+            self._recover()
         return RocksBatch(self)
 
-    def write(self, batch: StoreBatch) -> None:
+    def write(self, batch: StoreBatch, durable: bool = False) -> None:
+        """Commit ``batch`` atomically; ``durable``: synced to disk before it returns.
+
+        Raises:
+            DiskFullError: the disk is full; nothing of the batch was written.
+        """
         assert isinstance(batch, RocksBatch)
-        self._db.write(batch.wb)
+        with self._lock:
+            if batch.generation != self._generation or self._stalled:
+                raise fs.disk_full(
+                    self.path, "the batch was not written; write a new one",
+                    "an earlier write failed for lack of space",
+                )
+        try:
+            if durable:
+                options = WriteOptions()
+                options.sync = True
+                self._db.write(batch.wb, options)
+            else:
+                self._db.write(batch.wb)
+        except Exception as e:
+            if not fs.is_disk_full(self.path, str(e)):
+                raise
+            with self._lock:
+                self._stalled = True
+            raise fs.disk_full(self.path, "the batch was not written", str(e)) from None
+
+    def _recover(self) -> None:
+        """Reopen the database after a write failed for lack of space: RocksDB refuses every
+        later write until then. Everything committed before is in its write-ahead log.
+
+        Raises:
+            DiskFullError: the reopen failed (a reopen writes a little itself; or a read of
+                the old opening still runs): the next :meth:`batch` tries again.
+        """
+        with self._lock:
+            if not self._stalled:
+                return
+            self._families.clear()
+            self._handles.clear()
+            if not self._detached:
+                self._detached = True
+                # Refuses with "Writer has previous error": closed all the same.
+                with contextlib.suppress(Exception):
+                    self._db.close()
+            try:
+                self._db = self._open()
+            except FlumeError as e:
+                raise fs.disk_full(
+                    self.path, "the views database cannot be reopened yet", str(e)
+                ) from None
+            self._detached = False
+            self._stalled = False
+            self._generation += 1
 
     def reset(self, metas: dict[str, dict[str, Any]]) -> None:
         """Empty the families of the views named in ``metas`` and store their meta records,
@@ -627,9 +749,7 @@ class RocksStore:
     def _write_durably(self, batch: RocksBatch) -> None:
         # Views' data is derived and may lag after a power loss (it is rebuilt from its since);
         # their definitions are not derived from anything: those writes are synced.
-        options = WriteOptions()
-        options.sync = True
-        self._db.write(batch.wb, options)
+        self.write(batch, durable=True)
 
     def catch_up(self, reopen: bool = False) -> None:
         """Secondary instances only: see what the writer has committed since.
@@ -641,7 +761,7 @@ class RocksStore:
         family"), which is what a writer declaring a new view does. ``reopen``: reopen in any
         case (a read found the secondary's state older than it showed).
         """
-        if not self.readonly:
+        if not self.readonly or self._frozen:
             return
         with self._lock:
             if reopen or self._current_manifest() != self._manifest:
@@ -680,18 +800,40 @@ class RocksStore:
             old_dir.remove()
 
     def close(self) -> None:
+        """Flush and close the database (idempotent). Closes it even when that fails.
+
+        Raises:
+            StorageError: the disk refused the flush or the close for another reason than
+                lack of space (everything committed is still in the write-ahead log).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            if not self.readonly:
-                # Flushed memtables make the next open fast: nothing to replay from the WAL.
-                for name in self._db_families():
-                    self._cf(name).flush()
+            failure: Exception | None = None
+            try:
+                if not self.readonly and not self._stalled:
+                    # Flushed memtables make the next open fast: nothing to replay from the
+                    # WAL. Without space, skip it: the WAL holds everything committed.
+                    for name in self._db_families():
+                        self._cf(name).flush()
+            except Exception as e:
+                failure = e
             self._families.clear()
             self._handles.clear()
-            self._db.close()
-            self._remove_secondary_dir()
+            try:
+                if not self._detached:
+                    self._db.close()
+            except Exception as e:
+                failure = failure or e
+            finally:
+                self._remove_secondary_dir()
+            if failure is not None and not (
+                self._stalled or fs.is_disk_full(self.path, str(failure))
+            ):
+                raise fs.storage_error(
+                    self.path, "the views database was closed without a flush", str(failure)
+                ) from None
 
     def _remove_secondary_dir(self) -> None:
         if self._secondary_dir is not None:
