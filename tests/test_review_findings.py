@@ -93,3 +93,51 @@ def test_a_view_between_a_leader_and_a_slow_view_is_not_starved(tmp_path: Path) 
         finally:
             stop.set()
             thread.join()
+
+
+def _write_previous_release_reduce(path: Path, name: str, state: Any) -> None:
+    """Rewrite view ``name`` as the previous release stored it: the Reduce state record is the
+    bare state (no ``[since, state]``), the meta record has no fingerprint."""
+    from rocksdict import Options, Rdict
+
+    from flume import codec
+    from flume.views.store import META_FAMILY
+
+    views = str(path / "views")
+    families = {n: Options(raw_mode=True) for n in Rdict.list_cf(views, Options(raw_mode=True))}
+    families.pop("default", None)
+    db = Rdict(views, Options(raw_mode=True), column_families=families)
+    try:
+        db.get_column_family(name)[b"state"] = codec.encode(state)
+        db.get_column_family(META_FAMILY)[name.encode()] = codec.encode(
+            {"kind": "reduce", "version": 1, "definition": None, "since": 9}
+        )
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("state", [10, {"0": 4, "1": 6}])
+def test_a_reader_declaring_a_reduce_stored_by_the_previous_release_gets_a_flume_error(
+    tmp_path: Path, state: Any
+) -> None:
+    """flume/views/reduce.py `Reduce.open`: it decodes the stored record as `[since, state]`
+    (`_state_of` = `codec.decode(record)[1]`) before anyone checks the record's format. A
+    database written by the previous release stores the bare state (and a meta record without
+    fingerprint). The writer wipes such a view before opening it (`_mount` resets on a missing
+    fingerprint), but a *reader* calls `view.open()` on the stored record as it is: `use()`
+    raises a raw TypeError ('int' object is not subscriptable) or KeyError (a dict state), not
+    a FlumeError; a list state silently becomes its second item. A reader upgraded before its
+    writer has re-declared the view hits this. Expected: use() succeeds and reads wait for
+    the writer (as they do for the Query views of that database), or a FlumeError."""
+    with flume.open(tmp_path) as db:
+        db.use("cnt", Reduce(lambda acc, v: acc + 1, initial=0))
+        db.append_many([{"a": i} for i in range(10)])
+        db.cnt.get()
+    _write_previous_release_reduce(tmp_path, "cnt", state)
+    with flume.open(tmp_path, readonly=True, timeout=0.2) as reader:
+        try:
+            reader.use("cnt", Reduce(lambda acc, v: acc + 1, initial=0))
+        except flume.FlumeError:
+            return
+        with pytest.raises(flume.FlumeError):
+            reader.cnt.get()
