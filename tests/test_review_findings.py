@@ -209,3 +209,43 @@ def test_a_live_read_of_a_dropped_view_ends(tmp_path: Path) -> None:
         live.close()
         thread.join(2)
         assert ended, f"the live read of the dropped view went on and yielded {got[1:]}"
+
+
+WRITER_SCRIPT = """
+import sys, flume
+from flume.views import Reduce
+with flume.open(sys.argv[1]) as db:
+    db.use("c", Reduce(lambda acc, v: acc + 1, initial=0))
+    db.append({"a": 1})
+    print(db.c.get())
+"""
+
+
+def test_a_reader_follows_a_views_database_deleted_and_rebuilt_by_the_writer(
+    tmp_path: Path,
+) -> None:
+    """flume/views/store.py `RocksStore.catch_up`: a reader reopens its secondary instance only
+    when the text of views/CURRENT changes (or a catch-up fails). When the views directory is
+    deleted (what flume's own CorruptionError advice says to do) or moved aside as damaged by
+    the writer, the writer's new database starts its MANIFEST numbering afresh: CURRENT names
+    the same `MANIFEST-000005` as before, so the reader keeps catching up its old instance
+    (over deleted files) and never sees the new one. Its status shows the old since and its
+    reads time out with "the writer process is not running" while the writer runs and is
+    caught up. Suggested fix: compare the MANIFEST file's identity (inode/ctime, or RocksDB's
+    DB identity file `IDENTITY`), not CURRENT's text."""
+    with flume.open(tmp_path) as writer:
+        writer.use("c", Reduce(lambda acc, v: acc + 1, initial=0))
+        writer.append_many([{"a": 1}] * 10)
+        assert writer.c.get() == 10
+    with flume.open(tmp_path, readonly=True, timeout=2.0) as reader:
+        reader.use("c", Reduce(lambda acc, v: acc + 1, initial=0))
+        assert reader.c.get() == 10
+        import shutil
+
+        shutil.rmtree(tmp_path / "views")  # the writer is not running
+        done = subprocess.run(
+            [sys.executable, "-c", WRITER_SCRIPT, str(tmp_path)],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.stdout.strip() == "11", done.stderr
+        assert reader.c.get() == 11
