@@ -249,3 +249,35 @@ def test_a_reader_follows_a_views_database_deleted_and_rebuilt_by_the_writer(
         )
         assert done.stdout.strip() == "11", done.stderr
         assert reader.c.get() == 11
+
+
+def test_a_readers_query_read_never_scans_another_definitions_layout(tmp_path: Path) -> None:
+    """flume/db.py `_follow_writer` + flume/views/query.py `Query._entries`: in a reader, a view
+    the reader declared itself (`stored=False`) is never closed or retired when the writer
+    re-declares that name with another layout: `_follow_writer` only sets its since to -1. A
+    read obtained before (or one whose `_wait_ready` returned just before another thread's
+    `_follow_writer` caught the store up) then scans the family, which RocksFamily resolves by
+    name, now holding the *new* layout, with the *old* definition's index prefixes: a wrong
+    answer, not a wait or an error (here `a == 2` answers the records whose `b == 2`: issue 11
+    item 1 again, through a race). In the writer the same read raises ClosedError instead (see
+    the test above). Expected: the answer the view held when the read began, or an error."""
+    first = {"ia": [["a"]], "ib": [["b"]]}
+    swapped = {"ib": [["b"]], "ia": [["a"]]}
+    values = [{"a": i % 5, "b": (i * 7) % 11} for i in range(40)]
+    expected = [v for v in values if v["a"] == 2]
+    with flume.open(tmp_path) as writer:
+        writer.use("q", Query(indexes=first))
+        writer.append_many(values)
+        writer.q.ready()
+        with flume.open(tmp_path, readonly=True, timeout=1.0) as reader:
+            reader.use("q", Query(indexes=first))
+            assert list(reader.q.read({"$filter": {"a": 2}})) == expected
+            read = reader.q.read({"$filter": {"a": 2}})
+            writer.use("q", Query(indexes=swapped))
+            writer.q.ready()
+            reader.status()  # any call that catches the reader up with the writer
+            try:
+                got = list(read)
+            except flume.FlumeError:
+                return
+            assert got == expected
