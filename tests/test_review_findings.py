@@ -281,3 +281,27 @@ def test_a_readers_query_read_never_scans_another_definitions_layout(tmp_path: P
             except flume.FlumeError:
                 return
             assert got == expected
+
+
+@pytest.mark.parametrize("timeout", [1e10, 2**70])
+def test_a_long_finite_timeout_waits_instead_of_raising_overflow_error(
+    tmp_path: Path, timeout: float
+) -> None:
+    """flume/ranges.py `check_timeout` accepts any finite number >= 0, but flume/db.py
+    `_wait_ready` hands what is left of it to `Obv.wait_change` -> `Condition.wait_for`, which
+    raises a raw `OverflowError: timestamp out of range for platform time_t` for anything above
+    `threading.TIMEOUT_MAX` (~9.2e9 s). So `db.c.get(timeout=1e10)`, `ready(timeout=1e10)` and
+    `flume.open(dir, timeout=1e10)` (then every read that has to wait) fail with a non-FlumeError
+    instead of waiting. Suggested fix: treat a timeout above `threading.TIMEOUT_MAX` as None in
+    `check_timeout` (or clamp each wait to it)."""
+    started = threading.Event()
+
+    def slow(acc: int, v: Any) -> int:
+        started.set()
+        time.sleep(0.05)
+        return acc + 1
+
+    with flume.open(tmp_path) as db:
+        db.use("c", Reduce(slow, initial=0))
+        db.append(1)
+        assert db.c.get(timeout=timeout) == 1
