@@ -56,6 +56,8 @@ SPACE_RETRY_MAX_SECONDS = 5.0
 # one such batch.
 BATCH_SECONDS = 0.02
 MIN_CHUNK = 16
+# Views at most this many entries apart are indexed together, from one read.
+GROUP_SPAN = 64
 
 _UNSET: Any = object()
 
@@ -315,6 +317,12 @@ class MountedView:
         return f"<flume view {self._name!r} ({kind})>"
 
 
+_OTHER_DEFINITION = (
+    "the writer stores this view with another kind, version or definition than this program "
+    "declares: declare the writer's, or read the view the writer stores",
+)
+
+
 def _method(mounted: _Mounted, method: str) -> Callable[..., Any]:
     if method not in mounted.view.methods:
         raise ViewNameError(
@@ -367,6 +375,7 @@ class Flume:
         self._closing = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._turn = 0  # which group behind the leaders the indexer serves next
         self._space_timer: threading.Timer | None = None
         self._space_backoff = SPACE_RETRY_FIRST_SECONDS
         self._unsubscribe = log.since.subscribe(lambda _: self._wake())
@@ -575,7 +584,10 @@ class Flume:
         previous = self._mounted.get(name)
         if previous is not None:
             self._retire(previous)
-            previous.view.close()
+            previous.view.detach(NotFoundError(
+                f"view {name!r} was declared again while this read ran (its data is being "
+                "rebuilt for the new declaration): read it again"
+            ))
         self._mounted[name] = mounted
         self._publish(name, view)
         if self._indexing and self._thread is None:
@@ -615,7 +627,10 @@ class Flume:
         del self._mounted[mounted.name]
         self._proxies.pop(mounted.name, None)
         self._retire(mounted)
-        mounted.view.close()
+        mounted.view.detach(NotFoundError(
+            f"view {mounted.name!r} was dropped" + ("" if self._indexing else " by the writer")
+            + " while this read ran"
+        ))
         self._views_proxy = MappingProxyType(
             {k: self._proxies[k] for k in sorted(self._mounted)}
         )
@@ -684,6 +699,7 @@ class Flume:
             reported_timeout = timeout
         target = self.log.refresh() if self.readonly else self.log.since.value
         deadline = None if timeout is None else time.monotonic() + timeout
+        retried = False
         while True:
             if not self._indexing:
                 self._follow_writer()
@@ -691,6 +707,11 @@ class Flume:
             since = mounted.since
             generation = since.generation
             if mounted.error is not None:
+                if isinstance(mounted.error, DiskFullError) and self._indexing and not retried:
+                    # Space may be back since the last try: try again now, not at the timer.
+                    retried = True
+                    self._retry_after_disk_full()
+                    continue
                 raise mounted.error
             if self._closed:
                 raise ClosedError("the database was closed while a read waited for a view")
@@ -742,6 +763,15 @@ class Flume:
                 since = -1
                 if meta is not None and meta.get("fingerprint") == mounted.fingerprint:
                     since = int(meta.get("since", -1))
+                    if mounted.error is not None and mounted.error.args == _OTHER_DEFINITION:
+                        mounted.error = None  # the writer's definition is this one again
+                        mounted.view.open(self._context(mounted))
+                elif meta is not None and mounted.error is None:
+                    # The writer stores this name with another definition: its data is laid
+                    # out for that one. Reads under way stop; later ones say why at once.
+                    mounted.error = FormatError(*_OTHER_DEFINITION)
+                    mounted.view.detach(FormatError(*_OTHER_DEFINITION))
+                    mounted.since.wake()
                 if since != mounted.since.value:
                     mounted.since.set(since)
             self._mount_stored_views(metas)
@@ -846,36 +876,48 @@ class Flume:
                 return
 
     def _index_step(self) -> bool:
-        """Index one chunk for the views nearest the log's end, then one chunk for the views
-        furthest behind; return whether there was work.
+        """Index one batch for the views nearest the log's end, then one batch for one other
+        group of views (a different one each step); return whether there was work.
 
+        Views at (nearly) the same place form a group that shares one read and its decoding.
         Serving the leaders first each step means a view catching up on a long log (newly
-        declared, or rebuilt) holds back read-your-writes on the others by at most one chunk
-        of its own work, instead of making every view wait until it has caught up.
+        declared, or rebuilt) holds back read-your-writes on the others by at most one batch
+        of its own work (about BATCH_SECONDS), and taking the other groups in turn means no
+        view waits for a slower one behind or ahead of it.
         """
         with self._views_lock:
             target = self.log.since.value
             behind = sorted(
                 (m for m in self._mounted.values() if m.error is None and m.since.value < target),
                 key=lambda m: m.since.value,
+                reverse=True,
             )
             if not behind:
                 return False
-            # Views within one chunk of each other share a read and the decoding.
-            leaders = [m for m in behind if m.since.value >= behind[-1].since.value - CHUNK]
-            self._index_chunk(leaders, target)
-            laggards = [m for m in behind if m.since.value < leaders[0].since.value]
-            if laggards and not self._closing:
-                low = laggards[0].since.value
-                self._index_chunk([m for m in laggards if m.since.value <= low + CHUNK], target)
+            groups: list[list[_Mounted]] = []
+            for m in behind:
+                if groups and groups[-1][0].since.value - m.since.value <= GROUP_SPAN:
+                    groups[-1].append(m)
+                else:
+                    groups.append([m])
+            self._index_chunk(groups[0], target)
+            others = groups[1:]
+            if others and not self._closing:
+                self._turn = (self._turn + 1) % len(others)
+                self._index_chunk(others[self._turn], target)
             return True
 
     def _index_chunk(self, views: list[_Mounted], target: int) -> None:
-        """Read one batch after the lowest ``since`` of ``views`` and apply it to each; each
-        view's batch size adapts to the time its last batch took."""
+        """Read one batch after the lowest ``since`` of ``views`` (views within GROUP_SPAN of
+        each other) and apply it to each; each view's batch size adapts to the time its last
+        batch took."""
+        views = [m for m in views if m.error is None]
+        if not views:
+            return
         start = min(m.since.value for m in views) + 1
         try:
-            raw = self.log.read_raw(start, target, False, min(m.chunk for m in views))
+            span = max(m.since.value for m in views) + 1 - start
+            raw = self.log.read_raw(start, target, False, span + min(m.chunk for m in views))
             entries = decode_entries(raw, self.log.dir)
         except Exception as e:
             for m in views:

@@ -203,7 +203,7 @@ def test_a_reader_declared_view_that_the_writer_defines_otherwise_says_so(tmp_pa
         writer.q.ready()
         with flume.open(tmp_path, readonly=True, timeout=0.2) as reader:
             reader.use("q", Query(indexes={"ib": [["b"]]}))
-            with pytest.raises(flume.FlumeTimeoutError, match="another kind, version or definition"):
+            with pytest.raises(flume.FormatError, match="another kind, version or definition"):
                 list(reader.q.read())
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flume import codec
-from flume.errors import ClosedError, InvalidTypeError
+from flume.errors import ClosedError, FlumeError, InvalidTypeError
 from flume.obv import Obv
 from flume.views.store import Family, StoreBatch
 
@@ -91,10 +91,19 @@ class View:
             raise InvalidTypeError(f"version must be an int, not {version!r}")
         self.version = version
         self._ctx: ViewContext | None = None
+        self._gone: FlumeError | None = None
 
     @property
     def ctx(self) -> ViewContext:
+        """What the db handed this view at ``open``.
+
+        Raises:
+            NotFoundError: the db replaced or dropped this view (reads under way end so).
+            ClosedError: it is not mounted (or its db was closed).
+        """
         if self._ctx is None:
+            if self._gone is not None:
+                raise self._gone
             raise ClosedError("this view is not mounted on a database; db.use(name, view) first")
         return self._ctx
 
@@ -114,6 +123,14 @@ class View:
     def open(self, ctx: ViewContext) -> None:
         """Mounted on a db: load any state from ``ctx.family``."""
         self._ctx = ctx
+        self._gone = None
+
+    def detach(self, error: FlumeError) -> None:
+        """The db no longer serves this object under its name (the view was declared again,
+        or dropped): every later use of its context, by reads under way too, raises
+        ``error``, so that no read ever runs on data stored for another definition."""
+        self._gone = error
+        self._ctx = None
 
     def apply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> None:
         """Index ``entries`` (ascending seqs, all new to this view) into ``batch``.
@@ -213,6 +230,7 @@ def snapshot_read(
     old: Callable[[int], Iterator[Any]] | None,
     live: Callable[[int, Any], Iterable[Any]] | None,
     limit: int | None,
+    alive: Callable[[], object] = lambda: None,
 ) -> ViewStream:
     """The one shape of every view read: what the view holds at the call, then (live) what
     comes after, each entry exactly once.
@@ -221,26 +239,34 @@ def snapshot_read(
     entries with seq <= ``upto`` only (the view may index more before the first ``next()``;
     those belong to the live part). ``live(seq, value)`` gives the items of one new entry; it
     is called for every entry with seq > ``upto``, in seq order, until the stream is closed.
-    At most ``limit`` items in all. Nothing is read until the first ``next()``.
+    At most ``limit`` items in all. Nothing is read until the first ``next()``. ``alive()``
+    is called before each live entry and raises when the view is gone (dropped, replaced).
     """
     upto = ctx.since.value
     if live is None:
         items = old(upto) if old is not None else iter(())
         return ViewStream(items if limit is None else itertools.islice(items, limit))
     follow = ctx.follow(upto)
-    items = _old_then_live(old(upto) if old is not None else None, follow, live)
+    items = _old_then_live(old(upto) if old is not None else None, follow, live, alive)
     if limit is not None:
         items = _take(items, limit)
     return ViewStream(items, follow.close)
 
 
 def _old_then_live(
-    old: Iterator[Any] | None, follow: Any, live: Callable[[int, Any], Iterable[Any]]
+    old: Iterator[Any] | None,
+    follow: Any,
+    live: Callable[[int, Any], Iterable[Any]],
+    alive: Callable[[], object],
 ) -> Iterator[Any]:
     if old is not None:
         yield from old
-    for seq, value in follow:
-        yield from live(seq, value)
+    try:
+        for seq, value in follow:
+            alive()
+            yield from live(seq, value)
+    finally:
+        follow.close()
 
 
 def _take(items: Iterator[Any], n: int) -> Iterator[Any]:

@@ -134,7 +134,7 @@ class Index(View):
             raise InvalidArgumentError("a live read goes forwards: use reverse=False with live=True")
         old_part = (lambda upto: self._scan(lower, upper, reverse, upto, limit)) if old else None
         live_part = (lambda seq, value: self._matches(lower, upper, seq, value)) if live else None
-        return snapshot_read(self.ctx, old_part, live_part, limit)
+        return snapshot_read(self.ctx, old_part, live_part, limit, lambda: self.ctx)
 
     def _bounds(
         self, gt: Any, gte: Any, lt: Any, lte: Any, prefix: Any

@@ -184,7 +184,7 @@ class Query(View):
                     return []
                 return [Entry(seq, value) if seqs else item]
 
-        return snapshot_read(self.ctx, old_part, live_part, limit)
+        return snapshot_read(self.ctx, old_part, live_part, limit, lambda: self.ctx)
 
     def _old(
         self, plan: Plan, upto: int, reverse: bool, limit: int | None, seqs: bool

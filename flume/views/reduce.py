@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from flume import codec
-from flume.errors import EncodeError, InvalidTypeError
+from flume.errors import EncodeError, FlumeError, InvalidTypeError
 from flume.views.base import FamilyBatch, StaleReadError, View, ViewFunctionError
 
 _STATE = b"state"
@@ -55,7 +55,11 @@ class Reduce(View):
 
     def _stored(self) -> bytes:
         stored = self.ctx.family.get(_STATE)
-        return self._initial if stored is None else stored
+        if stored is None or not _is_record(stored):
+            # Nothing yet; or a record of a release before [since, state] records, which a
+            # writer rebuilds (its meta record has no fingerprint) and a reader waits for.
+            return self._initial
+        return stored
 
     def apply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> None:
         acc = self._acc
@@ -114,3 +118,16 @@ class Reduce(View):
 
 def _state_of(record: bytes) -> Any:
     return codec.decode(record)[1]
+
+
+def _is_record(data: bytes) -> bool:
+    try:
+        record = codec.decode(data)
+    except FlumeError:
+        return False
+    return (
+        isinstance(record, list)
+        and len(record) == 2
+        and isinstance(record[0], int)
+        and not isinstance(record[0], bool)
+    )
