@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import fcntl
 import json
 import os
 import shlex
@@ -442,7 +443,9 @@ def _import_aside(directory: str, source: _Source) -> tuple[int, int]:
     target = os.path.abspath(directory)
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
-    aside = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.importing-", dir=parent)
+    prefix = f".{os.path.basename(target)}.importing-"
+    _remove_abandoned_imports(parent, prefix)
+    aside, owner = _locked_aside(parent, prefix)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(aside, 0o777 & ~umask)  # as a directory flume.open creates, not mkdtemp's 0700
@@ -463,6 +466,7 @@ def _import_aside(directory: str, source: _Source) -> tuple[int, int]:
         except OSError as e:
             fail(f"{directory} changed while importing ({e.strerror}); {unchanged}")
         moved = True
+        _fsync_directory(parent)  # so the rename, and with it the import, survives a crash
         return source.values, last
     except (KeyboardInterrupt, click.Abort):
         click.echo(f"interrupted: {unchanged}; run the import again", err=True)
@@ -473,6 +477,67 @@ def _import_aside(directory: str, source: _Source) -> tuple[int, int]:
     finally:
         if not moved:
             shutil.rmtree(aside, ignore_errors=True)
+        os.close(owner)
+
+
+def _locked_aside(parent: str, prefix: str) -> tuple[str, int]:
+    """Create a new directory ``<parent>/<prefix>XXXX`` and take an flock on it, held until the
+    returned descriptor is closed: it tells the next import that this one is alive (a killed
+    import's directory has its lock free, and `_remove_abandoned_imports` removes it)."""
+    while True:
+        aside = tempfile.mkdtemp(prefix=prefix, dir=parent)
+        try:
+            fd = os.open(aside, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            continue  # another import removed it, just made, as abandoned
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Another import may have found it unlocked, just made, and removed it as abandoned.
+            if os.stat(aside, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                return aside, fd
+        except OSError:
+            pass  # that other import holds the lock while it removes the directory
+        os.close(fd)
+
+
+def _remove_abandoned_imports(parent: str, prefix: str) -> None:
+    """Remove the directories ``<parent>/<prefix>*`` left by killed imports: those whose flock
+    (see `_locked_aside`) is free. A running import's directory is left alone."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone meanwhile, or not a directory: not one of flume's
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # its import is running
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+def _fsync_directory(path: str) -> None:
+    """Flush the entries of directory ``path`` (a rename in it) to disk."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems cannot sync a directory; the import itself is complete
+    finally:
+        os.close(fd)
 
 
 @cli.command(short_help="Append JSON lines from a file or stdin; print the last seq.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -42,8 +43,8 @@ MAX_SEQ = 2**64 - 1
 
 
 def check_timeout(value: Any, name: str = "timeout") -> float | None:
-    """Return ``value`` as seconds to wait: None (or ``math.inf``) waits forever, else a
-    number >= 0.
+    """Return ``value`` as seconds to wait: None (or ``math.inf``, or anything longer than
+    half ``threading.TIMEOUT_MAX``, some 146 years) waits forever, else a number >= 0.
 
     Raises:
         InvalidTypeError: not None, an int or a float (a bool or a str of digits included).
@@ -53,11 +54,13 @@ def check_timeout(value: Any, name: str = "timeout") -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidTypeError(f"{name} must be None or a number of seconds >= 0, not {value!r}")
-    if math.isnan(value) or value < 0:
+    if (isinstance(value, float) and math.isnan(value)) or value < 0:
         raise InvalidArgumentError(
             f"{name} must be None or a number of seconds >= 0, not {value!r}"
         )
-    if math.isinf(value):
+    if value > threading.TIMEOUT_MAX / 2:
+        # Some 146 years or more (inf included) is forever; a wait this long would be refused by
+        # the platform (OverflowError above TIMEOUT_MAX) once deadline arithmetic rounds it up.
         return None
     return float(value)
 

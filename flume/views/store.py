@@ -758,7 +758,8 @@ class RocksStore:
         follow: then the secondary is reopened (a few ms, once per writer restart). So it is
         when the catch-up fails: RocksDB refuses to catch up past the creation of a column
         family the secondary did not open ("MANIFEST record referencing unknown column
-        family"), which is what a writer declaring a new view does. ``reopen``: reopen in any
+        family"), which is what a writer declaring a new view does; and when the database was
+        deleted and made anew (its IDENTITY changed). ``reopen``: reopen in any
         case (a read found the secondary's state older than it showed).
         """
         if not self.readonly or self._frozen:
@@ -773,11 +774,17 @@ class RocksStore:
                 self._reopen()
 
     def _current_manifest(self) -> bytes:
-        try:
-            with open(os.path.join(self.path, "CURRENT"), "rb") as f:
-                return f.read()
-        except OSError:
-            return b""
+        """What names the writer's current database state: the MANIFEST that CURRENT names,
+        and the database's unique id (RocksDB's IDENTITY file). A database deleted and made
+        anew restarts its MANIFEST numbering, so CURRENT alone would not tell it apart."""
+        parts = []
+        for name in ("CURRENT", "IDENTITY"):
+            try:
+                with open(os.path.join(self.path, name), "rb") as f:
+                    parts.append(f.read())
+            except OSError:
+                parts.append(b"")
+        return b"\0".join(parts)
 
     def _reopen(self) -> None:
         """Replace the secondary instance with a new one (it cannot see column families
