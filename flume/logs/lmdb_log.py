@@ -32,21 +32,17 @@ import lmdb
 
 from flume import codec, fs
 from flume.errors import ClosedError, CorruptionError, FormatError, StorageError
+from flume.keys import SEQ_BYTES, seq_key
 from flume.logs.base import BaseLog
 
 FORMAT_NAME = "flume-log"
 FORMAT_VERSION = 1
-_SEQ_BYTES = 8
 _INITIAL_MAP_SIZE = 1 << 30
 _MAX_READERS = 1024
 # How long a group commit's leader waits for the appenders of the previous commit to queue.
 _GATHER_SECONDS = 0.0005
 # What LMDB raises when it reads a damaged page: reads turn these into CorruptionError.
 _DAMAGE = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.PanicError, lmdb.BadValsizeError)
-
-
-def seq_key(seq: int) -> bytes:
-    return seq.to_bytes(_SEQ_BYTES, "big")
 
 
 class _ReadersWriterLock:
@@ -436,7 +432,7 @@ class LmdbLog(BaseLog):
             if not cursor.last():
                 return -1
             key = cursor.key()
-        if len(key) != _SEQ_BYTES:
+        if len(key) != SEQ_BYTES:
             raise CorruptionError(f"{self.dir}: the log holds a key that is not a seq ({key!r})")
         return int.from_bytes(key, "big")
 
