@@ -38,7 +38,7 @@ from typing import IO, Any, NoReturn, TypeVar
 import click
 
 import flume
-from flume import codec
+from flume import codec, fs
 from flume.console import (
     BATCH,
     CliError,
@@ -444,7 +444,7 @@ def _import_aside(directory: str, source: _Source) -> tuple[int, int]:
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     prefix = f".{os.path.basename(target)}.importing-"
-    _remove_abandoned_imports(parent, prefix)
+    fs.remove_abandoned(parent, prefix)
     aside, owner = _locked_aside(parent, prefix)
     umask = os.umask(0)
     os.umask(umask)
@@ -483,7 +483,7 @@ def _import_aside(directory: str, source: _Source) -> tuple[int, int]:
 def _locked_aside(parent: str, prefix: str) -> tuple[str, int]:
     """Create a new directory ``<parent>/<prefix>XXXX`` and take an flock on it, held until the
     returned descriptor is closed: it tells the next import that this one is alive (a killed
-    import's directory has its lock free, and `_remove_abandoned_imports` removes it)."""
+    import's directory has its lock free, and `flume.fs.remove_abandoned` removes it)."""
     while True:
         aside = tempfile.mkdtemp(prefix=prefix, dir=parent)
         try:
@@ -498,32 +498,6 @@ def _locked_aside(parent: str, prefix: str) -> tuple[str, int]:
         except OSError:
             pass  # that other import holds the lock while it removes the directory
         os.close(fd)
-
-
-def _remove_abandoned_imports(parent: str, prefix: str) -> None:
-    """Remove the directories ``<parent>/<prefix>*`` left by killed imports: those whose flock
-    (see `_locked_aside`) is free. A running import's directory is left alone."""
-    try:
-        names = os.listdir(parent)
-    except OSError:
-        return
-    for name in names:
-        if not name.startswith(prefix):
-            continue
-        path = os.path.join(parent, name)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError:
-            continue  # gone meanwhile, or not a directory: not one of flume's
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue  # its import is running
-        try:
-            shutil.rmtree(path, ignore_errors=True)
-        finally:
-            os.close(fd)
 
 
 def _fsync_directory(path: str) -> None:

@@ -9,7 +9,9 @@ rebuild them, or report the log lost).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import shutil
 
 from flume.errors import DiskFullError, PermissionDeniedError, StorageError
 
@@ -107,3 +109,38 @@ def storage_error(path: str, what: str, detail: str) -> StorageError:
         "system log (dmesg)",
         path,
     )
+
+
+def remove_abandoned(parent: str, prefix: str, lock_file: str | None = None) -> None:
+    """Remove the directories ``<parent>/<prefix>*`` whose owner is gone: the owner holds an
+    flock, on ``lock_file`` inside the directory (or on the directory itself when None), for
+    as long as it lives, and the kernel drops it however the owner exits. A directory whose
+    lock is held, a symlink, or one without the lock file is left alone.
+    """
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        path = os.path.join(parent, name)
+        if os.path.islink(path):
+            continue
+        try:
+            if lock_file is None:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            else:
+                fd = os.open(
+                    os.path.join(path, lock_file), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+                )
+        except OSError:
+            continue  # gone meanwhile, being made, or not one of flume's
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its owner is alive
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)

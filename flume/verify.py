@@ -380,22 +380,18 @@ def check_views(
             kind = str(meta.get("kind", "?"))
             since = int(meta.get("since", -1))
             view = given.pop(name, None)
+            was_given = view is not None
+            if view is None:
+                view = view_from_meta(meta)
             if view is not None and view.fingerprint() != meta.get("fingerprint"):
                 reports.append(ViewReport(
                     name, kind, "skipped", since,
                     detail="stored with another kind, version or definition than the view "
-                    "given (it is rebuilt when that view is mounted)",
+                    "given (it is rebuilt when that view is mounted)" if was_given else
+                    "its data was stored by an older flume that did not record which "
+                    "definition built it: the writer rebuilds it when it opens",
                 ))
                 continue
-            if view is None:
-                view = view_from_meta(meta)
-                if view is not None and view.fingerprint() != meta.get("fingerprint"):
-                    reports.append(ViewReport(
-                        name, kind, "skipped", since,
-                        detail="its data was stored by an older flume that did not record "
-                        "which definition built it: the writer rebuilds it when it opens",
-                    ))
-                    continue
             if view is None:
                 try:
                     n = sum(1 for _ in store.family(name).scan(b"", None))

@@ -412,7 +412,7 @@ def _make_secondary_dir(parent: str) -> _SecondaryDir:
     except OSError:
         shutil.rmtree(path, ignore_errors=True)
         return _SecondaryDir(tempfile.mkdtemp(prefix="flume-"), None)
-    _remove_abandoned(parent)
+    fs.remove_abandoned(parent, _SECONDARY_PREFIX, _OWNER_FILE)
     return _SecondaryDir(path, fd)
 
 
@@ -429,33 +429,6 @@ def _lock_new_dir(path: str) -> int:
         os.close(fd)
         raise
     return fd
-
-
-def _remove_abandoned(parent: str) -> None:
-    """Remove the secondary directories in ``parent`` whose reader is gone: named by flume,
-    holding flume's lock file, and that lock free. Anything else there is left alone."""
-    try:
-        names = os.listdir(parent)
-    except OSError:
-        return
-    for name in names:
-        if not name.startswith(_SECONDARY_PREFIX):
-            continue
-        path = os.path.join(parent, name)
-        if os.path.islink(path):
-            continue
-        try:
-            fd = os.open(os.path.join(path, _OWNER_FILE), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError:
-            continue  # no lock file: not a secondary directory of flume's (or being made)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # its reader is alive
-            shutil.rmtree(path, ignore_errors=True)
-        finally:
-            os.close(fd)
 
 
 class RocksStore:
