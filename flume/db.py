@@ -1,9 +1,11 @@
-"""Flume: one log, its views, and the indexer that keeps the views up to date.
+"""Flume: one log and its views; the public API, the mount table and read-your-writes.
 
-This is the only module that knows both logs and views. One background thread (the indexer)
-reads each batch of new log entries once, decodes it once, hands it to every view that is
-behind, and commits each view's changes together with its new ``since`` in one write. Reads of
-a view wait until it has reached the log's ``since`` as it was when the read was called.
+This is the only module that knows both logs and views. It mounts views (from the program's
+declarations and from the definitions stored in the directory), drives the indexer
+(:mod:`flume.indexer`) that keeps them up to date, and makes every read of a view wait until
+the view has reached the log's ``since`` as it was when the read was called. In a readonly
+process it follows the writer's views database instead of indexing. The directory's layout and
+checks are :mod:`flume.directory`'s.
 """
 
 from __future__ import annotations
@@ -11,53 +13,38 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import stat
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from flume import fs
+from flume.directory import check_directory, open_views_store, views_dir_of
 from flume.errors import (
     ClosedError,
-    CorruptionError,
-    FlumeError,
-    DirectoryNotFoundError,
     DiskFullError,
     FlumeTimeoutError,
     FormatError,
     InvalidTypeError,
     NotFoundError,
     ReadOnlyError,
-    ViewError,
     ViewNameError,
 )
-from flume.lock import LOCK_FILE, DirectoryLock, read_only_media_error
-from flume.logs.base import CHUNK, BaseLog, LogStream, decode_entries
+from flume.indexer import Indexer
+from flume.lock import DirectoryLock
+from flume.logs.base import BaseLog, LogStream, decode_entries
 from flume.logs.lmdb_log import LmdbLog
+from flume.mounts import Mount
 from flume.obv import Obv
 from flume.ranges import MAX_SEQ, check_name, check_path, check_seq, check_timeout
-from flume.views.base import FamilyBatch, StaleReadError, View, ViewContext, ViewFunctionError
-from flume.views.store import MemoryStore, RocksStore, Store
+from flume.views.base import StaleReadError, View, ViewContext
+from flume.views.store import MemoryStore, Store
 
 # How long a read in a readonly process waits for the writer's views before it gives up.
 DEFAULT_READER_TIMEOUT = 10.0
 # Readers cannot be woken by the writer's indexer, so they poll its progress this often.
 READER_POLL_SECONDS = 0.005
-# Views stopped by a full disk retry after this long, doubling up to the maximum.
-SPACE_RETRY_FIRST_SECONDS = 0.1
-SPACE_RETRY_MAX_SECONDS = 5.0
-
-# A view indexes in batches of at most about this long (between MIN_CHUNK and CHUNK entries),
-# so that a view catching up holds back the others, answering read-your-writes, by at most
-# one such batch.
-BATCH_SECONDS = 0.02
-MIN_CHUNK = 16
-# Views at most this many entries apart are indexed together, from one read.
-GROUP_SPAN = 64
 
 _UNSET: Any = object()
 
@@ -98,7 +85,7 @@ def open(  # noqa: A001 - flume.open, like io.open
     if timeout is _UNSET:
         timeout = DEFAULT_READER_TIMEOUT if readonly else None
     timeout = check_timeout(timeout)
-    _check_directory(directory, readonly)
+    check_directory(directory, readonly)
     lock = None if readonly else DirectoryLock(directory)
     log: LmdbLog | None = None
     try:
@@ -110,129 +97,6 @@ def open(  # noqa: A001 - flume.open, like io.open
         if lock is not None:
             lock.release()
         raise
-
-
-def _check_directory(directory: str, readonly: bool) -> None:
-    # fs.stat, not os.path.exists: a directory flume may not search must read as a permission
-    # problem, never as a missing (lost) file.
-    found = fs.stat(directory)
-    if found is None:
-        if readonly:
-            raise DirectoryNotFoundError(
-                f"{directory} does not exist; a readonly open never creates a database "
-                "(open it once without readonly=True to create it)"
-            )
-        if fs.read_only_media(directory):
-            raise read_only_media_error(directory)
-        try:
-            os.makedirs(directory)
-        except PermissionError as e:
-            raise fs.permission_denied(e.filename or directory, e.strerror or "") from None
-        except OSError as e:
-            if not fs.is_disk_full(directory, str(e), e.errno):
-                raise
-            raise fs.disk_full(directory, "the database was not created", str(e)) from None
-        return
-    if not stat.S_ISDIR(found.st_mode):
-        raise FormatError(f"{directory} is a file, not a flume database directory")
-    if not readonly and fs.read_only_media(directory):
-        raise read_only_media_error(directory)
-    data = os.path.join(directory, "log", "data.mdb")
-    data_found = fs.stat(data)
-    if fs.stat(os.path.join(directory, "views", "CURRENT")) is not None and (
-        data_found is None or data_found.st_size == 0
-    ):
-        # Views are only ever created after the log: their presence means a log was here.
-        raise CorruptionError(
-            f"{data} is {'empty' if data_found is not None else 'missing'}, but "
-            f"{os.path.join(directory, 'views')} holds views built from it: the log was lost. "
-            "Restore the directory from a copy (or, to start an empty database here, move "
-            "the views directory away first); nothing was changed"
-        )
-    log_found = fs.stat(os.path.join(directory, "log"))
-    if log_found is not None and stat.S_ISDIR(log_found.st_mode):
-        return
-    others = set(fs.listdir(directory)) - {LOCK_FILE, "views", "readers"}
-    if readonly or others:
-        raise FormatError(
-            f"{directory} is not a flume database (it has no log/ directory"
-            + (f" and holds {sorted(others)[:3]}" if others else "")
-            + "); give flume an empty or new directory"
-        )
-
-
-def _open_views_store(path: str, readonly: bool) -> Store:
-    """The views database at ``path`` (``<dir>/views``); for a reader, an empty stand-in while
-    the writer has not created it (the reader switches over once it exists)."""
-    current = os.path.join(path, "CURRENT")
-    if readonly and fs.stat(current) is None:
-        return MemoryStore(readonly=True)
-    secondaries = os.path.join(os.path.dirname(path), "readers")
-    damage: Exception
-    if os.path.isdir(path) and fs.stat(current) is None and any(
-        name.startswith("MANIFEST-") or name.endswith(".sst") for name in fs.listdir(path)
-    ):
-        # RocksDB would start a new database here and delete the old files as obsolete.
-        damage = CorruptionError(f"{current} is missing")
-    else:
-        try:
-            return RocksStore(path, readonly=readonly, secondaries=secondaries)
-        except CorruptionError as e:
-            if readonly:
-                raise
-            damage = e
-    # Views are derived from the log: keep the damaged database aside (never delete user data
-    # silently) and start an empty one, which the indexer fills again from the log.
-    aside = _move_aside(path)
-    message = (
-        f"the views database at {path} is damaged; it was moved to {aside} and the views are "
-        "being rebuilt from the log. Stored Query views this program does not declare are not "
-        f"rebuilt: declare them again. Delete {aside} once you no longer need it. The "
-        f"damage: {damage}"
-    )
-    logging.getLogger("flume").warning(message)
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
-    return RocksStore(path, readonly=False, secondaries=secondaries)
-
-
-def _move_aside(path: str) -> str:
-    base = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
-    aside, n = base, 1
-    while os.path.exists(aside):
-        n += 1
-        aside = f"{base}-{n}"
-    os.rename(path, aside)
-    return aside
-
-
-def _state(error: FlumeError | None, caught_up: bool) -> str:
-    if isinstance(error, DiskFullError):
-        return "waiting: disk full"
-    if error is not None:
-        return "failed"
-    return "ready" if caught_up else "indexing"
-
-
-def _views_dir_of(log_dir: str) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(log_dir)), "views")
-
-
-@dataclass(eq=False)
-class _Mounted:
-    """The db's record of one mounted view."""
-
-    name: str
-    view: View
-    since: Obv[int]
-    fingerprint: str
-    error: FlumeError | None = None
-    # Mounted at open from its stored definition, not (yet) declared by this program, whose
-    # own declaration of that name then replaces it (a changed definition rebuilds it).
-    stored: bool = False
-    # Replaced (re-declared) or dropped: waiters on this record look the name up again.
-    retired: bool = False
-    # Entries per batch, adapted so that one batch takes at most about BATCH_SECONDS.
-    chunk: int = 64
 
 
 class MountedView:
@@ -323,7 +187,7 @@ _OTHER_DEFINITION = (
 )
 
 
-def _method(mounted: _Mounted, method: str) -> Callable[..., Any]:
+def _method(mounted: Mount, method: str) -> Callable[..., Any]:
     if method not in mounted.view.methods:
         raise ViewNameError(
             f"view {mounted.name!r} is now a {mounted.view.kind} view, which has no {method}(); "
@@ -351,12 +215,12 @@ class Flume:
     ) -> None:
         self.log = log
         self.readonly = log.readonly
-        self._views_path = None if log.dir is None else _views_dir_of(log.dir)
+        self._views_path = None if log.dir is None else views_dir_of(log.dir)
         if store is None:
             store = (
                 MemoryStore()
                 if self._views_path is None
-                else _open_views_store(self._views_path, log.readonly)
+                else open_views_store(self._views_path, log.readonly)
             )
         self._store = store
         # Views are indexed here when their store is writable; otherwise (a readonly open) the
@@ -364,21 +228,22 @@ class Flume:
         self._indexing = not store.readonly
         self._lock = _lock
         self._timeout = check_timeout(timeout)
-        self._mounted: dict[str, _Mounted] = {}
+        self._mounted: dict[str, Mount] = {}
         self._proxies: dict[str, MountedView] = {}
         self._views_proxy: Mapping[str, MountedView] = MappingProxyType({})
         # Guards the mount table, and keeps the indexer's batches apart from mounting,
         # dropping and rebuilding views.
         self._views_lock = threading.RLock()
-        self._wakeup = threading.Condition(threading.Lock())
-        self._pending_wake = False
-        self._closing = False
         self._closed = False
-        self._thread: threading.Thread | None = None
-        self._turn = 0  # which group behind the leaders the indexer serves next
-        self._space_timer: threading.Timer | None = None
-        self._space_backoff = SPACE_RETRY_FIRST_SECONDS
-        self._unsubscribe = log.since.subscribe(lambda _: self._wake())
+        self._indexer = Indexer(
+            mounted=self._mounted,
+            lock=self._views_lock,
+            store=store,
+            read=self._read_entries,
+            last=lambda: self.log.since.value,
+            meta=self._meta,
+        )
+        self._unsubscribe = log.since.subscribe(lambda _: self._indexer.wake())
         if self._indexing:
             self._mount_stored_views(self._store.all_meta())
         else:
@@ -517,7 +382,7 @@ class Flume:
                 self._remount_same(existing, view)
             else:
                 self._mount(name, view)
-        self._wake()
+        self._indexer.wake()
         return self
 
     def drop(self, name: str) -> None:
@@ -541,7 +406,7 @@ class Flume:
             if mounted is not None:
                 self._unmount(mounted)
 
-    def _current(self, name: str) -> _Mounted:
+    def _current(self, name: str) -> Mount:
         """The view mounted as ``name`` now (a handle follows its name)."""
         mounted = self._mounted.get(name)
         if mounted is None:
@@ -552,7 +417,7 @@ class Flume:
             )
         return mounted
 
-    def _meta(self, mounted: _Mounted, since: int) -> dict[str, Any]:
+    def _meta(self, mounted: Mount, since: int) -> dict[str, Any]:
         view = mounted.view
         return {
             "kind": view.kind,
@@ -571,7 +436,7 @@ class Flume:
         since = -1
         if meta is not None and meta.get("fingerprint") == fingerprint:
             since = int(meta.get("since", -1))
-        mounted = _Mounted(name=name, view=view, since=Obv(since), fingerprint=fingerprint,
+        mounted = Mount(name=name, view=view, since=Obv(since), fingerprint=fingerprint,
                            stored=stored)
         if self._indexing and (since == -1 or since > self.log.since.value):
             # Changed definition, version or kind (or a record from before fingerprints); or
@@ -590,17 +455,16 @@ class Flume:
             ))
         self._mounted[name] = mounted
         self._publish(name, view)
-        if self._indexing and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="flume-indexer", daemon=True)
-            self._thread.start()
+        if self._indexing:
+            self._indexer.start()
 
-    def _remount_same(self, existing: _Mounted, view: View) -> None:
+    def _remount_same(self, existing: Mount, view: View) -> None:
         view.open(self._context(existing))
         existing.view = view
         existing.stored = False
         self._publish(existing.name, view)
 
-    def _context(self, mounted: _Mounted) -> ViewContext:
+    def _context(self, mounted: Mount) -> ViewContext:
         return ViewContext(
             name=mounted.name,
             family=self._store.family(mounted.name),
@@ -619,11 +483,11 @@ class Flume:
             {k: self._proxies[k] for k in sorted(self._mounted)}
         )
 
-    def _retire(self, mounted: _Mounted) -> None:
+    def _retire(self, mounted: Mount) -> None:
         mounted.retired = True
         mounted.since.wake()  # waiters look the name up again
 
-    def _unmount(self, mounted: _Mounted) -> None:
+    def _unmount(self, mounted: Mount) -> None:
         del self._mounted[mounted.name]
         self._proxies.pop(mounted.name, None)
         self._retire(mounted)
@@ -673,6 +537,9 @@ class Flume:
             )
         return proxy
 
+    def _read_entries(self, start: int, end: int, n: int) -> list[tuple[int, Any]]:
+        return decode_entries(self.log.read_raw(start, end, False, n), self.log.dir)
+
     def _get_values(self, seqs: Sequence[int]) -> list[Any]:
         return self.log.get_many(seqs)
 
@@ -688,7 +555,7 @@ class Flume:
 
     def _wait_ready(
         self, name: str, timeout: float | None, reported_timeout: float | None = _UNSET
-    ) -> _Mounted:
+    ) -> Mount:
         """Wait until the view mounted as ``name`` has reached the log's ``since`` as it is
         now; return its record (the one mounted then: a re-declaration switches to it).
         ``reported_timeout``: the timeout the caller gave, for the error (when ``timeout`` is
@@ -710,7 +577,7 @@ class Flume:
                 if isinstance(mounted.error, DiskFullError) and self._indexing and not retried:
                     # Space may be back since the last try: try again now, not at the timer.
                     retried = True
-                    self._retry_after_disk_full()
+                    self._indexer.retry_after_disk_full()
                     continue
                 raise mounted.error
             if self._closed:
@@ -726,7 +593,7 @@ class Flume:
             if not mounted.retired:
                 since.wait_change(generation, wait)
 
-    def _timeout_error(self, mounted: _Mounted, target: int, timeout: float | None) -> FlumeTimeoutError:
+    def _timeout_error(self, mounted: Mount, target: int, timeout: float | None) -> FlumeTimeoutError:
         behind = target - mounted.since.value
         if self._indexing:
             who = "the indexer is still catching up"
@@ -783,7 +650,7 @@ class Flume:
             return
         if not os.path.exists(os.path.join(self._views_path, "CURRENT")):
             return
-        store = _open_views_store(self._views_path, readonly=True)
+        store = open_views_store(self._views_path, readonly=True)
         if isinstance(store, MemoryStore):
             return
         self._store.close()
@@ -809,7 +676,7 @@ class Flume:
                 "kind": mounted.view.kind,
                 "since": since,
                 "lag": max(0, log_since - since),
-                "state": _state(mounted.error, since >= log_since),
+                "state": mounted.state(since >= log_since),
             }
             if mounted.error is not None:
                 info["error"] = str(mounted.error)
@@ -846,172 +713,9 @@ class Flume:
                 mounted.view.reset()
                 mounted.error = None
                 mounted.since.set(-1)
-        self._wake()
+        self._indexer.wake()
         for n in names:
             self._wait_ready(n, timeout)
-
-    # -- the indexer ---------------------------------------------------------------------------
-
-    def _wake(self) -> None:
-        with self._wakeup:
-            self._pending_wake = True
-            self._wakeup.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._wakeup:
-                while not self._pending_wake and not self._closing:
-                    self._wakeup.wait()
-                self._pending_wake = False
-            if self._closing:
-                return
-            try:
-                while not self._closing and self._index_step():
-                    pass
-            except BaseException as e:
-                # Not a view's function (that fails its view alone): stop every view with the
-                # error, rather than leave their readers waiting for an indexer that is gone.
-                for m in list(self._mounted.values()):
-                    self._fail(m, m.since.value + 1, e, "the indexer stopped")
-                return
-
-    def _index_step(self) -> bool:
-        """Index one batch for the views nearest the log's end, then one batch for one other
-        group of views (a different one each step); return whether there was work.
-
-        Views at (nearly) the same place form a group that shares one read and its decoding.
-        Serving the leaders first each step means a view catching up on a long log (newly
-        declared, or rebuilt) holds back read-your-writes on the others by at most one batch
-        of its own work (about BATCH_SECONDS), and taking the other groups in turn means no
-        view waits for a slower one behind or ahead of it.
-        """
-        with self._views_lock:
-            target = self.log.since.value
-            behind = sorted(
-                (m for m in self._mounted.values() if m.error is None and m.since.value < target),
-                key=lambda m: m.since.value,
-                reverse=True,
-            )
-            if not behind:
-                return False
-            groups: list[list[_Mounted]] = []
-            for m in behind:
-                if groups and groups[-1][0].since.value - m.since.value <= GROUP_SPAN:
-                    groups[-1].append(m)
-                else:
-                    groups.append([m])
-            self._index_chunk(groups[0], target)
-            others = groups[1:]
-            if others and not self._closing:
-                self._turn = (self._turn + 1) % len(others)
-                self._index_chunk(others[self._turn], target)
-            return True
-
-    def _index_chunk(self, views: list[_Mounted], target: int) -> None:
-        """Read one batch after the lowest ``since`` of ``views`` (views within GROUP_SPAN of
-        each other) and apply it to each; each view's batch size adapts to the time its last
-        batch took."""
-        views = [m for m in views if m.error is None]
-        if not views:
-            return
-        start = min(m.since.value for m in views) + 1
-        try:
-            span = max(m.since.value for m in views) + 1 - start
-            raw = self.log.read_raw(start, target, False, span + min(m.chunk for m in views))
-            entries = decode_entries(raw, self.log.dir)
-        except Exception as e:
-            for m in views:
-                self._fail(m, start, e, "the log could not be read")
-            return
-        for m in views:
-            if self._closing:
-                return
-            offset = m.since.value + 1 - start
-            todo = entries[offset:] if offset > 0 else entries
-            if not todo:
-                continue
-            began = time.monotonic()
-            self._apply(m, todo)
-            took = time.monotonic() - began
-            if took > BATCH_SECONDS and m.chunk > MIN_CHUNK:
-                m.chunk = max(MIN_CHUNK, m.chunk // 2)
-            elif took < BATCH_SECONDS / 4 and len(todo) >= m.chunk:
-                m.chunk = min(CHUNK, m.chunk * 2)
-
-    def _apply(self, mounted: _Mounted, entries: list[tuple[int, Any]]) -> None:
-        try:
-            batch = self._store.batch()
-        except DiskFullError as e:
-            self._wait_for_space(mounted, e)
-            return
-        try:
-            mounted.view.apply(entries, FamilyBatch(batch, mounted.name))
-        except ViewFunctionError as e:
-            self._fail(mounted, e.seq, e.cause, e.what)
-            return
-        except BaseException as e:  # SystemExit too: it would end the indexer thread
-            mounted.view.rollback()
-            self._fail(mounted, entries[0][0], e, "the view raised")
-            return
-        last = entries[-1][0]
-        batch.put_meta(mounted.name, self._meta(mounted, last))
-        try:
-            self._store.write(batch)
-        except DiskFullError as e:
-            mounted.view.rollback()
-            self._wait_for_space(mounted, e)
-            return
-        except Exception as e:
-            mounted.view.rollback()
-            self._fail(mounted, entries[0][0], e, "its batch could not be written")
-            return
-        mounted.view.commit()
-        mounted.since.set(last)
-        self._space_backoff = SPACE_RETRY_FIRST_SECONDS
-
-    def _fail(self, mounted: _Mounted, seq: int, cause: BaseException, what: str) -> None:
-        mounted.error = ViewError(
-            f"view {mounted.name!r} stopped at seq {seq}: {what}: {type(cause).__name__}: "
-            f"{cause}. The log and the other views go on; fix the view's function and declare "
-            "it with a new version= to rebuild it",
-            view=mounted.name,
-            seq=seq,
-            cause=cause,
-        )
-        mounted.since.wake()
-
-    # -- a full disk: views wait, then resume by themselves ----------------------------------
-
-    def _wait_for_space(self, mounted: _Mounted, cause: DiskFullError) -> None:
-        """Stop ``mounted`` until a retry: its reads raise a DiskFullError meanwhile (rather
-        than wait with no end in sight), its ``since`` stays where it was, and a timer clears
-        the error and wakes the indexer after a backoff."""
-        mounted.error = DiskFullError(
-            f"view {mounted.name!r} is waiting at seq {mounted.since.value}: {cause}. It "
-            "resumes by itself once space is freed (nothing is lost)",
-            cause.filename,
-        )
-        mounted.error.__cause__ = cause
-        mounted.since.wake()
-        with self._wakeup:
-            if self._closing or self._space_timer is not None:
-                return
-            delay = self._space_backoff
-            self._space_backoff = min(delay * 2, SPACE_RETRY_MAX_SECONDS)
-            timer = self._space_timer = threading.Timer(delay, self._retry_after_disk_full)
-        timer.daemon = True
-        timer.start()
-
-    def _retry_after_disk_full(self) -> None:
-        with self._views_lock:
-            with self._wakeup:
-                self._space_timer = None
-                if self._closing:
-                    return
-            for mounted in self._mounted.values():
-                if isinstance(mounted.error, DiskFullError):
-                    mounted.error = None
-        self._wake()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -1046,12 +750,6 @@ class Flume:
         if self._closed:
             return
         self._closed = True
-        with self._wakeup:
-            self._closing = True
-            self._wakeup.notify()
-            timer, self._space_timer = self._space_timer, None
-        if timer is not None:
-            timer.cancel()
         failures: list[BaseException] = []
 
         def attempt(step: Callable[[], None]) -> None:
@@ -1061,8 +759,7 @@ class Flume:
                 failures.append(e)
 
         try:
-            if self._thread is not None and self._thread is not threading.current_thread():
-                self._thread.join()
+            self._indexer.stop()
             self._unsubscribe()
             for mounted in list(self._mounted.values()):
                 mounted.since.wake()

@@ -27,7 +27,7 @@ def counter() -> Reduce:
 def test_a_caught_up_view_is_not_paced_by_a_slow_view_within_one_chunk_of_it(
     tmp_path: Path,
 ) -> None:
-    """flume/db.py `_index_step`/`_index_chunk`: views within CHUNK (2048) entries of each other
+    """flume/indexer.py `Indexer._step`/`_index_group`: views within CHUNK (2048) entries of each other
     are "leaders" sharing one read that starts at the *lowest* since of the group and holds
     `min(m.chunk)` entries. A caught-up view whose since is more than that batch ahead of a
     slow view in its group gets an empty `todo` every step, so it waits until the slow view has
@@ -50,7 +50,7 @@ def test_a_caught_up_view_is_not_paced_by_a_slow_view_within_one_chunk_of_it(
 
 
 def test_a_view_between_a_leader_and_a_slow_view_is_not_starved(tmp_path: Path) -> None:
-    """flume/db.py `_index_step`: with appends arriving, the leader (caught-up view) is behind at
+    """flume/indexer.py `Indexer._step`: with appends arriving, the leader (caught-up view) is behind at
     every step, and the second `_index_chunk` call serves only the views within CHUNK of the
     *lowest* laggard. A fast view in the middle (more than CHUNK ahead of the slow one) is
     never served until the slow view reaches it, then moves at the slow view's pace (batch of
