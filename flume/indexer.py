@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flume.errors import DiskFullError, ViewError
-from flume.logs.base import CHUNK
 from flume.mounts import Mount
 from flume.views.base import FamilyBatch, ViewFunctionError
 from flume.views.store import Store
@@ -22,11 +21,12 @@ from flume.views.store import Store
 SPACE_RETRY_FIRST_SECONDS = 0.1
 SPACE_RETRY_MAX_SECONDS = 5.0
 
-# A view indexes in batches of at most about this long (between MIN_CHUNK and CHUNK entries),
-# so that a view catching up holds back the others, answering read-your-writes, by at most
-# one such batch.
+# A view indexes in batches of at most about this long (between MIN_CHUNK and MAX_CHUNK
+# entries), so that a view catching up holds back the others, answering read-your-writes, by
+# at most one such batch; MAX_CHUNK bounds the memory of one batch's decoded entries.
 BATCH_SECONDS = 0.02
 MIN_CHUNK = 16
+MAX_CHUNK = 2048
 # Views at most this many entries apart are indexed together, from one read.
 GROUP_SPAN = 64
 
@@ -185,7 +185,7 @@ class Indexer:
             if took > BATCH_SECONDS and m.chunk > MIN_CHUNK:
                 m.chunk = max(MIN_CHUNK, m.chunk // 2)
             elif took < BATCH_SECONDS / 4 and len(todo) >= m.chunk:
-                m.chunk = min(CHUNK, m.chunk * 2)
+                m.chunk = min(MAX_CHUNK, m.chunk * 2)
 
     def _apply(self, mount: Mount, entries: list[tuple[int, Any]]) -> None:
         try:

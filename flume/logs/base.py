@@ -56,8 +56,30 @@ def decode_entries(raw: Sequence[tuple[int, bytes]], where: str | None) -> list[
 
 @runtime_checkable
 class Log(Protocol):
-    """What flume needs of a log. ``MemoryLog`` and ``LmdbLog`` implement it; so can yours
-    (run ``flume.testing.LogConformance`` against it)."""
+    """What flume needs of a log. ``MemoryLog`` and ``LmdbLog`` implement it; so can yours:
+    subclass :class:`BaseLog` (which supplies streams, option checks and closing) and run
+    ``flume.testing.LogConformance`` against it, which is this protocol's executable spec.
+
+    The public half is what users call through ``Flume``:
+
+    - ``since``: the last committed seq (-1 when empty), an :class:`Obv` that is set after
+      each commit, so waiters wake.
+    - ``dir``: the directory the log is stored in, or None for a log in memory (its views
+      are then kept in memory too). ``readonly``: opened to read what another process writes.
+    - ``append(value) -> seq`` and ``append_many(values) -> last seq``: return once committed;
+      a batch is all or nothing; an unstorable value raises ``EncodeError`` and writes nothing.
+    - ``get(seq)``, ``stream(...)`` (the range vocabulary ``gt/gte/lt/lte/reverse/live/old/
+      limit``, plus ``seqs``/``values``), ``close()`` (idempotent; ends live streams).
+
+    Three primitives serve flume's own machinery, each for a reason:
+
+    - ``read_raw(start, end, reverse, n)``: encoded values in a seq range, so the indexer
+      reads a batch once and decodes it once for every view that is behind.
+    - ``get_many(seqs)``: values of many seqs in one read, for view reads that look up the
+      values their keys point to.
+    - ``refresh()``: re-read ``since`` from storage, for readers of a log that another
+      process writes (a log written only in this process returns ``since.value``).
+    """
 
     since: Obv[int]
     dir: str | None

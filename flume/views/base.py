@@ -1,10 +1,26 @@
 """The View protocol: what a view implements, and what the db hands it.
 
-A view is a pure function of the log. The db drives it: ``open(ctx)`` once mounted, then
-``apply(entries, batch)`` for each batch of new entries in seq order (the db adds the view's
-``since`` to the same batch and commits it), ``commit()`` or ``rollback()`` after the write,
-``reset()`` after its data was wiped, ``close()``. A view never sees the db, only its
-:class:`ViewContext`.
+A view is a pure function of the log. A third-party view subclasses :class:`View` and must
+give two things; ``flume.testing.ViewConformance`` is the executable spec:
+
+- ``methods``: the read methods mounted as ``db.<name>.<method>``, each with its kind:
+  ``"sync"`` answers at once, ``"waits"`` first waits until the view has caught up with the
+  log as it was at the call (read-your-writes), ``"stream"`` waits the same way and returns a
+  closeable iterator (see :func:`snapshot_read`).
+- ``apply(entries, batch)``: index a batch of new entries, in seq order, into ``batch`` (the
+  db adds the view's ``since`` to the same batch and commits both in one atomic write).
+
+Everything else has a default the db relies on, to override when a view needs it:
+
+- ``kind``, ``version`` and ``definition()``: what :meth:`View.fingerprint` digests; a
+  stored view is reused only by a view of the same fingerprint, otherwise rebuilt. Views whose
+  ``definition()`` is data (Query) can be mounted from the directory without their code.
+- ``open(ctx)`` when mounted (load state from ``ctx.family``); ``commit()`` / ``rollback()``
+  after the write of the last ``apply``'s batch succeeded or was discarded (for views that keep
+  state in memory, like Reduce); ``reset()`` after the view's data was wiped (rebuild);
+  ``detach(error)`` when the db stops serving this object (re-declared or dropped); ``close()``.
+
+A view never sees the db, only its :class:`ViewContext`.
 """
 
 from __future__ import annotations
