@@ -1,10 +1,10 @@
 """The value codec: msgpack, the one format of values on disk and between processes.
 
-A storable value is ``None``, ``bool``, ``int`` (-2**63 .. 2**64-1), ``float``, ``str``, ``bytes``,
-``list`` or ``dict`` (keys of any storable type), nested at most :data:`MAX_DEPTH` (256) deep. Tuples are accepted and come
-back as lists, as msgpack has no tuple type (except as dict keys, where they come back as
-tuples, since a list cannot be a dict key). Anything else raises :class:`EncodeError` before
-anything is written.
+A storable value is ``None``, ``bool``, ``int`` (-2**63 .. 2**64-1), ``float``, ``str``,
+``bytes``, ``list`` or ``dict`` (keys of any storable type), nested at most :data:`MAX_DEPTH`
+(256) deep. Tuples are accepted and come back as lists, as msgpack has no tuple type (except as
+dict keys, where they come back as tuples, since a list cannot be a dict key). Anything else
+raises :class:`EncodeError` before anything is written.
 
 Two libraries write the same bytes here: ``ormsgpack`` (Rust, 2-3x faster) encodes and decodes
 the common case, values whose dict keys are all strings; whatever it refuses goes through

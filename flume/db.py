@@ -397,7 +397,9 @@ class Flume:
         self._check_open()
         check_name(name)
         if not self._indexing:
-            raise ReadOnlyError("this database was opened readonly=True; drop views from the writer")
+            raise ReadOnlyError(
+                "this database was opened readonly=True; drop views from the writer"
+            )
         with self._views_lock:
             mounted = self._mounted.get(name)
             if mounted is None and self._store.read_meta(name) is None:
@@ -593,7 +595,9 @@ class Flume:
             if not mounted.retired:
                 since.wait_change(generation, wait)
 
-    def _timeout_error(self, mounted: Mount, target: int, timeout: float | None) -> FlumeTimeoutError:
+    def _timeout_error(
+        self, mounted: Mount, target: int, timeout: float | None
+    ) -> FlumeTimeoutError:
         behind = target - mounted.since.value
         if self._indexing:
             who = "the indexer is still catching up"
@@ -624,7 +628,8 @@ class Flume:
             metas = self._store.all_meta()
             for name, mounted in list(self._mounted.items()):
                 meta = metas.get(name)
-                if mounted.stored and (meta is None or meta.get("fingerprint") != mounted.fingerprint):
+                stored_fingerprint = None if meta is None else meta.get("fingerprint")
+                if mounted.stored and stored_fingerprint != mounted.fingerprint:
                     self._unmount(mounted)  # dropped or changed by the writer
                     continue
                 since = -1
@@ -686,8 +691,8 @@ class Flume:
     def rebuild(self, name: str | None = None, *, timeout: float | None = None) -> None:
         """Wipe the view ``name`` (default: every view; in one atomic write that keeps their
         definitions, so a rebuild cut short by a crash resumes on the next open) and return
-        once it has caught up again        with the log as it was at the call. Appends and reads go on meanwhile (reads wait for
-        their view).
+        once it has caught up again with the log as it was at the call. Appends and reads go on
+        meanwhile (reads wait for their view).
 
         Raises:
             NotFoundError: no view ``name`` is mounted. InvalidTypeError / InvalidArgumentError:
@@ -697,7 +702,9 @@ class Flume:
         """
         self._check_open()
         if name is not None and check_name(name) not in self._mounted:
-            raise NotFoundError(f"no view named {name!r} is mounted; views: {sorted(self._mounted)}")
+            raise NotFoundError(
+                f"no view named {name!r} is mounted; views: {sorted(self._mounted)}"
+            )
         timeout = check_timeout(timeout)
         if not self._indexing:
             raise ReadOnlyError(
@@ -783,5 +790,6 @@ class Flume:
     def __repr__(self) -> str:
         where = self.log.dir or "memory"
         mode = "readonly " if self.readonly else ""
-        return f"<flume {mode}db at {where}: since {self.log.since.value}, views {sorted(self._mounted)}>"
+        since, views = self.log.since.value, sorted(self._mounted)
+        return f"<flume {mode}db at {where}: since {since}, views {views}>"
 

@@ -168,7 +168,9 @@ class _Demo:
         took = wait_for_views(db, label="   indexing", file=sys.stdout)
         self.say(f"   all three caught up with the log in {took:.1f} s")
 
-    def show(self, letter: str, title: str, query: Any, answer: list[str], plan: str, ms: float) -> None:
+    def show(
+        self, letter: str, title: str, query: Any, answer: list[str], plan: str, ms: float
+    ) -> None:
         self.say()
         self.say(f" {letter}. {title}")
         if query is not None:
@@ -191,14 +193,20 @@ class _Demo:
         self.show(
             "a", f"The latest 5 posts by {_short_author(author)} (the busiest author): "
             "Query view, reverse=True, limit=5", latest,
-            [f"{_when(m['value']['timestamp'])}  {_short(m['value']['content'].get('text', ''), 60)}"
-             for m in posts] or ["(none)"],
+            [
+                f"{_when(m['value']['timestamp'])}  "
+                f"{_short(m['value']['content'].get('text', ''), 60)}"
+                for m in posts
+            ] or ["(none)"],
             explain_summary(view.explain(latest)), ms,
         )
 
         votes = {"$filter": {"value": {"content": {"type": "vote"}}}}
-        per_author = [votes, {"$reduce": {"author": ["value", "author"], "votes": {"$count": True}}},
-                      {"$sort": [{"$reverse": "votes"}]}]
+        per_author = [
+            votes,
+            {"$reduce": {"author": ["value", "author"], "votes": {"$count": True}}},
+            {"$sort": [{"$reverse": "votes"}]},
+        ]
         groups, ms = self.timed(lambda: list(view.read(per_author, limit=5)))
         self.show(
             "b", "Votes per author, the top 5: a grouping $reduce over the votes, then $sort "
@@ -216,13 +224,14 @@ class _Demo:
 
         count_by_type: Any = db.views["count_by_type"]
         counts, ms = self.timed(lambda: count_by_type.get())
+        agree = counts.get("vote") == n_votes
         self.show(
             "d", "Messages by content type: the Reduce view's state (db.count_by_type.get())",
             None,
             [", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))],
             "no query: a Reduce view folds each new entry into its state as the log grows"
-            + (f"; its {counts.get('vote', 0):,} votes agree with c." if counts.get("vote") == n_votes
-               else ""), ms,
+            + (f"; its {counts.get('vote', 0):,} votes agree with c." if agree else ""),
+            ms,
         )
 
         def lookup() -> tuple[Any, list[Any]]:
@@ -234,7 +243,8 @@ class _Demo:
         (first_message, newest), ms = self.timed(lookup)
         answer = [f"(author, 1) -> {_short(dumps(first_message['value']['content']), 70)}"]
         if newest:
-            answer.append(f"newest: sequence {newest[0].key[1]:,}, seq {newest[0].seq:,} in the log")
+            newest_key, newest_seq = newest[0].key[1], newest[0].seq
+            answer.append(f"newest: sequence {newest_key:,}, seq {newest_seq:,} in the log")
         self.show(
             "e", f"Index lookups: {_short_author(author)}'s first message, and the newest "
             "(db.by_author.get(...), .read(prefix=..., reverse=True, limit=1))", None,

@@ -39,7 +39,8 @@ class ClosedError(FlumeError):
 
 
 class ReadOnlyError(FlumeError):
-    """A write (append, rebuild, use of an undeclared view) on a database opened ``readonly=True``."""
+    """A write (append, rebuild, use of an undeclared view) on a database opened
+    ``readonly=True``."""
 
 
 class StorageError(FlumeError, OSError):

@@ -19,7 +19,8 @@ Format (one tag byte, then the body)::
     0x00        end of a list or dict (below every tag: a shorter list sorts first)
     0x10        None
     0x20 0x21   False, True
-    0x30        negative number or NaN: 8 bytes ~(IEEE bits as int64), NaN as 8 zero bytes; 2 bytes r
+    0x30        negative number or NaN: 8 bytes ~(IEEE bits as int64), NaN as 8 zero
+                bytes; 2 bytes r
     0x31        number >= 0 (0.0 and -0.0 included): 8 bytes IEEE bits, big-endian; 2 bytes r
     0x40        str: UTF-8 ('surrogatepass') escaped, then 0x00
     0x50        bytes: escaped, then 0x00
@@ -429,7 +430,8 @@ def successor(prefix: bytes) -> bytes | None:
 
 
 def prefix_key(p: str | bytes | list[Any] | tuple[Any, ...]) -> bytes:
-    """The bytes that ``encode(v)`` starts with exactly when ``v`` has ``p``'s type and starts with p.
+    """The bytes that ``encode(v)`` starts with exactly when ``v`` has ``p``'s type and starts
+    with p.
 
     For a str or bytes ``p``: ``v`` is a str (resp. bytes) and ``v.startswith(p)`` (``""``
     prefixes every string). For a list (or tuple) ``p``: ``v`` is a list whose first ``len(p)``
@@ -452,7 +454,8 @@ def prefix_key(p: str | bytes | list[Any] | tuple[Any, ...]) -> bytes:
 
 
 def type_range(kind: str) -> tuple[bytes, bytes]:
-    """The key range ``(lower inclusive, upper exclusive)`` holding ``encode(v)`` of every v of a kind.
+    """The key range ``(lower inclusive, upper exclusive)`` holding ``encode(v)`` of every v of
+    a kind.
 
     ``kind`` is a ``$is`` name of QUERY.md: ``"null"``, ``"boolean"``, ``"number"``,
     ``"string"``, ``"bytes"``, ``"array"`` (list), ``"object"`` (dict) or ``"undefined"``

@@ -45,8 +45,6 @@ import flume
 from flume import Entry, Flume, MemoryLog
 from flume import keys as fkeys
 from flume.errors import (
-    FlumeError,
-    FlumeTimeoutError,
     InvalidArgumentError,
     NotFoundError,
     QueryError,

@@ -27,10 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flume.errors import QueryError
-from flume.keys import MISSING
+from flume.keys import MISSING, seq_of
 from flume.query import Plan, execute, parse_query, plan_query
 from flume.query.filters import range_kind
-from flume.keys import seq_of
 from flume.query.indexkeys import decode_index_key, index_hint, index_key
 from flume.query.paths import get_path
 from flume.query.plan import normalise_indexes

@@ -10,9 +10,8 @@ from test_query_invariant import indexed_run, scan_run
 
 from flume import keys
 from flume.errors import CorruptionError, InvalidArgumentError, InvalidTypeError
-from flume.keys import MISSING
+from flume.keys import MISSING, seq_of
 from flume.query import Plan, decode_index_key, index_key, parse_query, plan_query
-from flume.keys import seq_of
 from flume.query.indexkeys import build_value, index_hint, index_values
 from flume.query.plan import normalise_indexes
 

@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from test_query_invariant import canon, cases, has_collect, scan_run
 
 import flume
 from flume.query import parse_query
 from flume.views import Query
-
-from test_query_invariant import canon, cases, has_collect, scan_run
 
 
 def _check_view(db: flume.Flume, values: list[Any], batch: list[Any], limit: int | None) -> None:

@@ -197,7 +197,7 @@ def test_reader_threads_run_alongside_map_growth(tmp_path: Path, ahead: bool) ->
                     since = db.since.value
                     seq = rng.randrange(since + 1)
                     assert db.get(seq)["i"] == seq
-                    for n, e in enumerate(db.stream(gte=max(0, since - 300), lte=since)):
+                    for e in db.stream(gte=max(0, since - 300), lte=since):
                         assert e.value["i"] == e.seq
             except BaseException as e:
                 errors.append(e)

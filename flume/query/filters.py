@@ -153,7 +153,8 @@ def _compile_dict(
 
 
 def _walk(chain: tuple[Any, ...], match: Matcher) -> Matcher:
-    """Apply ``match`` to ``v[k1][k2]...``; every level must be a dict (the last may lack the key)."""
+    """Apply ``match`` to ``v[k1][k2]...``; every level must be a dict (the last may lack the
+    key)."""
     if not chain:
         return match
     if len(chain) == 1:

@@ -71,7 +71,8 @@ def compile_sort(rule: Any, position: str) -> CompiledSort:
             for k in element:
                 if k != "$reverse":
                     raise QueryError(
-                        f'unknown $sort operator {k}; a $sort element is a path or {{"$reverse": path}}'
+                        f"unknown $sort operator {k}; a $sort element is a path or "
+                        '{"$reverse": path}'
                         if is_operator(k)
                         else 'a {"$reverse": path} dict holds nothing else',
                         at(where, k),

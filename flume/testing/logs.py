@@ -400,7 +400,8 @@ class LogConformance:
         log.append_many(list(range(n)))
         assert list(log.stream(seqs=False)) == list(range(n))
         assert list(log.stream(seqs=False, reverse=True)) == list(range(n))[::-1]
-        assert list(log.stream(seqs=False, gt=2000, lte=4500, limit=2600)) == list(range(2001, 4501))
+        window = log.stream(seqs=False, gt=2000, lte=4500, limit=2600)
+        assert list(window) == list(range(2001, 4501))
         assert list(log.stream(values=False, reverse=True, lt=4100, limit=3000)) == list(
             range(4099, 1099, -1)
         )

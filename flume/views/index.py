@@ -74,7 +74,9 @@ class Index(View):
                     else:
                         put(keys.encode_tuple((key,)) + suffix, _SCALAR + keys.type_hint((key,)))
         except EncodeError as e:
-            raise ViewFunctionError(seq, e, "the index function returned a key that cannot be stored") from e
+            raise ViewFunctionError(
+                seq, e, "the index function returned a key that cannot be stored"
+            ) from e
         except Exception as e:
             raise ViewFunctionError(seq, e, "the index function raised") from e
 
@@ -131,7 +133,9 @@ class Index(View):
                 f"a bound of the read (gt/gte/lt/lte/prefix) is not a key: {e}"
             ) from None
         if live and reverse:
-            raise InvalidArgumentError("a live read goes forwards: use reverse=False with live=True")
+            raise InvalidArgumentError(
+                "a live read goes forwards: use reverse=False with live=True"
+            )
         old_part = (lambda upto: self._scan(lower, upper, reverse, upto, limit)) if old else None
         live_part = (lambda seq, value: self._matches(lower, upper, seq, value)) if live else None
         return snapshot_read(self.ctx, old_part, live_part, limit, lambda: self.ctx)

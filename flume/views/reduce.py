@@ -67,10 +67,10 @@ class Reduce(View):
         seq = -1
         try:
             if fmap is None:
-                for seq, value in entries:
+                for seq, value in entries:  # noqa: B007 - seq names the failing entry below
                     acc = reducer(acc, value)
             else:
-                for seq, value in entries:
+                for seq, value in entries:  # noqa: B007 - seq names the failing entry below
                     item = fmap(value)
                     if item is not None:
                         acc = reducer(acc, item)
