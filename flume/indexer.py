@@ -29,6 +29,11 @@ MIN_CHUNK = 16
 MAX_CHUNK = 2048
 # Views at most this many entries apart are indexed together, from one read.
 GROUP_SPAN = 64
+# Views catching up at most about this long (at the lowest group's last measured pace) ahead of
+# the lowest group wait for it to join them, so that they share one read and decoding from
+# then on. Until its pace is measured, CONVOY_STEPS of its batches.
+CONVOY_SECONDS = 0.25
+CONVOY_STEPS = 8
 
 # read(start, end, n): up to n decoded entries (seq, value) from seq start to end, in order.
 ReadEntries = Callable[[int, int, int], list[tuple[int, Any]]]
@@ -117,7 +122,9 @@ class Indexer:
                 return
             try:
                 while not self._closing and self._step():
-                    pass
+                    # Let a thread waiting for the lock (use(), drop(), rebuild()) have it now:
+                    # a lock released and taken again at once is rarely handed over.
+                    time.sleep(0)
             except BaseException as e:
                 # Not a view's function (that fails its view alone): stop every view with the
                 # error, rather than leave their readers waiting for an indexer that is gone.
@@ -133,7 +140,13 @@ class Indexer:
         Serving the leaders first each step means a view catching up on a long log (newly
         declared, or rebuilt) holds back read-your-writes on the others by at most one batch
         of its own work (about BATCH_SECONDS), and taking the other groups in turn means no
-        view waits for a slower one behind or ahead of it.
+        view waits long for a slower one behind or ahead of it.
+
+        Views catching up a little ahead of the lowest group (views declared one after the
+        other on a long log: within about CONVOY_SECONDS of its work) wait for it instead: it reads
+        up to exactly where they are, so they merge into one group and the rest of the log is
+        read and decoded once for all of them, not once per view. Views caught up with the
+        log never wait.
         """
         with self._lock:
             target = self._last()
@@ -150,11 +163,28 @@ class Indexer:
                     groups[-1].append(m)
                 else:
                     groups.append([m])
-            self._index_group(groups[0], target)
-            others = groups[1:]
+            lowest = groups[-1]
+            bottom = lowest[0].since.value
+            rates = [m.rate for m in lowest]
+            reach = (
+                CONVOY_STEPS * min(m.chunk for m in lowest)
+                if None in rates
+                else int(CONVOY_SECONDS * min(r for r in rates if r is not None))
+            )
+            waiting = [
+                g for g in groups[:-1]
+                if target - g[0].since.value > GROUP_SPAN and g[-1].since.value - bottom <= reach
+            ]
+            active = [g for g in groups if not any(g is w for w in waiting)]
+            # The lowest group stops where the nearest waiting group is, to merge with it.
+            stop = {id(lowest): waiting[-1][-1].since.value} if waiting else {}
+            first = active[0]
+            self._index_group(first, stop.get(id(first), target))
+            others = active[1:]
             if others and not self._closing:
                 self._turn = (self._turn + 1) % len(others)
-                self._index_group(others[self._turn], target)
+                group = others[self._turn]
+                self._index_group(group, stop.get(id(group), target))
             return True
 
     def _index_group(self, views: list[Mount], target: int) -> None:
@@ -182,6 +212,7 @@ class Indexer:
             began = time.monotonic()
             self._apply(m, todo)
             took = time.monotonic() - began
+            m.rate = len(todo) / max(took, 1e-6)
             if took > BATCH_SECONDS and m.chunk > MIN_CHUNK:
                 m.chunk = max(MIN_CHUNK, m.chunk // 2)
             elif took < BATCH_SECONDS / 4 and len(todo) >= m.chunk:

@@ -26,6 +26,8 @@ class Mount:
     retired: bool = False
     # Entries per batch, adapted by the indexer so that one batch takes a bounded time.
     chunk: int = 64
+    # Entries per second of its last batch (None until it has indexed one).
+    rate: float | None = None
 
     def state(self, caught_up: bool) -> str:
         """``ready``, ``indexing``, ``failed``, or ``waiting: disk full``, as ``status()``
