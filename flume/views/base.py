@@ -25,6 +25,7 @@ A view never sees the db, only its :class:`ViewContext`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -62,19 +63,15 @@ class StaleReadError(Exception):
 
 
 class FamilyBatch:
-    """Puts and deletes of one view, into the db's write batch."""
+    """Puts and deletes of one view, into the db's write batch: ``put(key, value)`` and
+    ``delete(key)``."""
 
-    __slots__ = ("_batch", "_name")
+    __slots__ = ("delete", "put")
 
     def __init__(self, batch: StoreBatch, name: str) -> None:
-        self._batch = batch
-        self._name = name
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self._batch.put(self._name, key, value)
-
-    def delete(self, key: bytes) -> None:
-        self._batch.delete(self._name, key)
+        # Partials, not methods: a put is the indexer's innermost call, once per stored key.
+        self.put: Callable[[bytes, bytes], None] = functools.partial(batch.put, name)
+        self.delete: Callable[[bytes], None] = functools.partial(batch.delete, name)
 
 
 @dataclass

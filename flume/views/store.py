@@ -336,10 +336,13 @@ class RocksBatch:
         # The column family handles it holds belong to this opening of the database.
         self.generation = store._generation
         self.wb = WriteBatch(raw_mode=True)
-        self.families: set[str] = set()
+        self._handles = store._handles
 
     def put(self, family: str, key: bytes, value: bytes) -> None:
-        self.wb.put(key, value, self._store._handle(family))
+        handle = self._handles.get(family)
+        if handle is None:
+            handle = self._store._handle(family)
+        self.wb.put(key, value, handle)
 
     def delete(self, family: str, key: bytes) -> None:
         self.wb.delete(key, self._store._handle(family))
