@@ -150,3 +150,25 @@ def test_declaring_bitmaps_changes_the_fingerprint_only_when_there_are_some() ->
     assert plain.definition() == {"indexes": {"a": [["a"]]}}
     assert Query(indexes={"a": [["a"]]}, bitmaps=[]).fingerprint() == plain.fingerprint()
     assert Query(indexes={"a": [["a"]]}, bitmaps=["a"]).fingerprint() != plain.fingerprint()
+
+
+def test_cli_declares_and_lists_bitmap_fields(tmp_path: Any) -> None:
+    import json
+
+    from tests.test_cli import error, ok
+
+    directory = str(tmp_path / "db")
+    ok("append", directory, input="".join(
+        json.dumps({"value": {"type": t, "author": a}}) + "\n" for t, a in
+        [("vote", "@a"), ("post", "@a"), ("vote", "@b"), ("vote", "@a")]))
+    ok("index", "add", directory, "by_author", "value.author")
+    ok("index", "bitmap", directory, "value.type", "value.author")
+    listed = [json.loads(line) for line in ok("index", "list", directory).splitlines()]
+    assert {"view": "query", "bitmap": "value.type"} in listed
+    assert {"view": "query", "index": "by_author", "paths": ["value.author"]} in listed
+    query = json.dumps([{"$filter": {"value": {"type": "vote", "author": "@a"}}},
+                        {"$reduce": {"$count": True}}])
+    assert json.loads(ok("query", directory, query)) == 2
+    assert json.loads(ok("query", directory, query, "--explain"))["bitmap"] == [
+        'value.type == "vote"', 'value.author == "@a"']
+    assert "given twice" in error("index", "bitmap", directory, "value.x", "value.x")
