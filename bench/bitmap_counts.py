@@ -69,7 +69,7 @@ def main() -> None:
                 ("flume.count_type_author_bitmap", db.bitmaps, q_two, votes_of, args.rounds),
                 ("flume.count_votes_keys", db.keys, q_votes, votes, 5),
             ]:
-                ms, answer = _median_ms(lambda: list(view.read(query)), rounds)
+                ms, answer = _median_ms(lambda v=view, q=query: list(v.read(q)), rounds)
                 rows.append((name, ms, answer, expected))
         con = sqlite3.connect(str(Path(tmp) / "sqlite.db"))
         con.execute("CREATE TABLE log (id INTEGER PRIMARY KEY, value TEXT NOT NULL)")
@@ -83,7 +83,7 @@ def main() -> None:
             ("sqlite.count_votes", one, ("vote",), votes),
             ("sqlite.count_type_author", both, ("vote", author), votes_of),
         ]:
-            ms, answer = _median_ms(lambda: [con.execute(sql, params).fetchone()[0]], 5)
+            ms, answer = _median_ms(lambda s=sql, p=params: [con.execute(s, p).fetchone()[0]], 5)
             rows.append((name, ms, answer, expected))
         con.close()
     for name, ms, answer, expected in rows:
