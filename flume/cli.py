@@ -720,11 +720,27 @@ def query(directory: str, query_text: str, explain: bool, view_name: str | None,
 # -- index add / list / drop -------------------------------------------------------------------
 
 
-def _remount(db: flume.Flume, name: str, indexes: dict[str, list[list[str]]], version: int) -> None:
-    """Replace the Query view ``name`` with one of ``indexes`` (it is rebuilt from the log)."""
+def _bitmaps_of(view: flume.MountedView | None) -> list[list[str]]:
+    definition = view.view.definition() if view is not None else None
+    bitmaps = definition.get("bitmaps", []) if isinstance(definition, dict) else []
+    return [list(p) for p in bitmaps]
+
+
+def _remount(
+    db: flume.Flume,
+    name: str,
+    indexes: dict[str, list[list[str]]],
+    version: int,
+    bitmaps: list[list[str]] | None = None,
+) -> None:
+    """Replace the Query view ``name`` with one of ``indexes`` and ``bitmaps`` (default: the
+    view's present bitmap fields); it is rebuilt from the log."""
     from flume.views import Query
 
-    view = Query(indexes={k: v for k, v in indexes.items()}, version=version)  # checks the definitions before anything changes
+    if bitmaps is None:
+        bitmaps = _bitmaps_of(db.views.get(name))
+    # Checks the definitions before anything changes.
+    view = Query(indexes={k: v for k, v in indexes.items()}, version=version, bitmaps=bitmaps)
     # One atomic write replaces the stored definition and empties the view's data: a crash at
     # any moment leaves the old definition or the new one stored, never none.
     db.use(name, view)
@@ -774,16 +790,58 @@ def index_add(directory: str, name: str, paths: tuple[str, ...], view_name: str)
         db.close()
 
 
+@index.command(name="bitmap", short_help="Add bitmap fields to a Query view, and build them.")
+@DIR
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--view", "view_name", default=DEFAULT_VIEW, show_default=True, metavar="VIEW",
+              help="the Query view to add the bitmap fields to (created when missing)")
+def index_bitmap(directory: str, paths: tuple[str, ...], view_name: str) -> None:
+    """Declare each PATH (dotted: value.content.type) a bitmap field of a Query view: every
+    distinct value keeps a bitmap of the seqs holding it, and equality counts on such fields
+    are answered from them. The view is rebuilt from the log with its new definition.
+
+    Example: flume index bitmap DIR value.content.type value.author
+    """
+    fields = [parse_path_arg(p) for p in paths]
+    db = open_db(directory, write=True)
+    try:
+        existing = db.views.get(view_name)
+        if existing is not None and existing.view.kind != "query":
+            fail(f"view {view_name!r} is a {existing.view.kind} view, not a Query view")
+        indexes = _indexes_of(existing) if existing is not None else {}
+        version = existing.view.version if existing is not None else 1
+        bitmaps = _bitmaps_of(existing)
+        new = [f for f in fields if f not in bitmaps]
+        if not new:
+            click.echo(f"view {view_name!r} already has those bitmap fields", err=True)
+            return
+        for f in new:
+            if new.count(f) > 1:
+                fail(f"bitmap field {format_path_arg(f)} is given twice")
+        _remount(db, view_name, indexes, version, bitmaps + new)
+        took = wait_for_views(db, label="building bitmaps", names=[view_name])
+        click.echo(
+            f"added bitmap fields {', '.join(format_path_arg(p) for p in new)} to view "
+            f"{view_name!r}; built over {db.since.value + 1:,} entries in {took:.2f} s",
+            err=True,
+        )
+    finally:
+        db.close()
+
+
 @index.command(name="list", short_help="List the indexes of every Query view (JSON lines).")
 @DIR
 def index_list(directory: str) -> None:
-    """List the indexes of every Query view as JSON lines: {"view", "index", "paths"}."""
+    """List the indexes of every Query view as JSON lines: {"view", "index", "paths"}, and
+    its bitmap fields: {"view", "bitmap"}."""
     db = open_db(directory, write=False)
     try:
         for view_name, view in sorted(_query_views(db).items()):
             for name, fields in _indexes_of(view).items():
                 click.echo(dumps({"view": view_name, "index": name,
                                   "paths": [format_path_arg(p) for p in fields]}))
+            for field in _bitmaps_of(view):
+                click.echo(dumps({"view": view_name, "bitmap": format_path_arg(field)}))
     finally:
         db.close()
 
@@ -806,7 +864,7 @@ def index_drop(directory: str, name: str, view_name: str) -> None:
             fail(f"view {view_name!r} has no index {name!r} (indexes: "
                  f"{', '.join(indexes) or 'none'})")
         del indexes[name]
-        if indexes:
+        if indexes or _bitmaps_of(view):
             _remount(db, view_name, indexes, view.view.version)
             wait_for_views(db, label="rebuilding", names=[view_name])
             click.echo(f"dropped index {name} from view {view_name!r}", err=True)

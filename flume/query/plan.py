@@ -16,6 +16,12 @@ The chosen index's constraints become ONE range ``[lower, upper)`` over its entr
 :mod:`flume.query.indexkeys`): the encodings of the equality values, then the range field's
 bounds. The whole query still runs on what the range yields, so the index only ever narrows
 what is read, which is what keeps an indexed run equal to a full scan.
+
+Bitmap fields: when a view declares them, the first filter's equalities (a literal, ``$eq``,
+``$in`` of any length) on bitmap fields can be answered by bitmap algebra instead: one
+:class:`BitmapTerm` per such field, the union of its values' bitmaps, ANDed together. The planner
+estimates the cost of the index plan (or scan) and of the bitmap plan and keeps the cheaper
+(see :func:`estimate_cost`); an index that yields a final ``$sort``'s order is always kept.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import json
 from types import MappingProxyType
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from flume import keys
@@ -33,7 +39,15 @@ from flume.query.filters import RANGE_OPERATORS, Leaf, is_literal, range_kind
 from flume.query.paths import Path, format_path
 from flume.query.stages import FilterStage, MapStage, ParsedQuery, ReduceStage, SortStage
 
-__all__ = ["FieldConstraint", "Plan", "normalise_indexes", "plan_query"]
+__all__ = [
+    "BitmapTerm",
+    "FieldConstraint",
+    "Plan",
+    "estimate_cost",
+    "normalise_bitmaps",
+    "normalise_indexes",
+    "plan_query",
+]
 
 _RANGE_OPS: Final = (*RANGE_OPERATORS, "$prefix", "$is")
 _SYMBOLS: Final = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
@@ -71,6 +85,30 @@ class FieldConstraint:
         return " and ".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class BitmapTerm:
+    """One bitmap field fixed by the first filter: its seqs are the union of the bitmaps of
+    ``shown`` (the values as written; ``values`` their distinct key encodings, sorted).
+
+    ``field`` is the field's number in the view's bitmap declaration; ``exact``: the leaf is an
+    equality alone (a literal, or ``$eq``/``$in`` alone), so the union is exactly what it
+    matches.
+    """
+
+    path: Path
+    field: int
+    values: tuple[bytes, ...]
+    shown: tuple[Any, ...]
+    exact: bool
+
+    def describe(self) -> str:
+        """A readable form, e.g. ``content.type == "vote"`` or ``author in ["@a", "@b"]``."""
+        name = format_path(self.path)
+        if len(self.shown) == 1:
+            return f"{name} == {_show(self.shown[0])}"
+        return f"{name} in [{', '.join(_show(v) for v in self.shown)}]"
+
+
 def _show(value: Any) -> str:
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=True)
@@ -99,6 +137,11 @@ class Plan:
     - ``query``: the query to execute over the entries read (see
       :func:`flume.query.execute.execute`).
     - ``scores``: every index's score; ``constraints``: the fields the range fixes.
+    - ``bitmap``: for a bitmap plan, the terms whose AND is the set of seqs to read (then
+      ``index`` is None, and ``count_keys`` means the answer is that set's cardinality).
+    - ``cost``: the chosen plan's estimated cost, and ``costs`` every alternative's (``"scan"``,
+      ``"index NAME"``, ``"bitmap"``), in units of one value looked up and decoded per stored
+      entry (a full scan costs 1.0; see :func:`estimate_cost`).
     """
 
     query: ParsedQuery
@@ -112,14 +155,19 @@ class Plan:
     constraints: tuple[FieldConstraint, ...] = field(default=())
     exact: bool = False
     count_keys: bool = False
+    bitmap: tuple[BitmapTerm, ...] = ()
+    cost: float = 1.0
+    costs: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def scan(self) -> bool:
-        """True for a full log scan (no index)."""
-        return self.index is None
+        """True for a full log scan (neither an index nor bitmaps)."""
+        return self.index is None and not self.bitmap
 
     def explain(self) -> dict[str, Any]:
-        """A JSON-friendly description: index, scan, covered, key bounds, constraints, scores."""
+        """A JSON-friendly description: index, scan, covered, key bounds, constraints, scores,
+        the bitmap terms (``[]`` unless bitmaps answer it), the estimated cost and the costs of
+        the alternatives."""
         return {
             "index": self.index,
             "scan": self.scan,
@@ -138,6 +186,9 @@ class Plan:
                 else None
             ),
             "scores": dict(self.scores),
+            "bitmap": [t.describe() for t in self.bitmap],
+            "cost": self.cost,
+            "costs": dict(self.costs),
             "stages": [s.name for s in self.query.stages],
         }
 
@@ -171,13 +222,131 @@ def normalise_indexes(indexes: Any) -> dict[str, tuple[Path, ...]]:
     return out
 
 
-def plan_query(parsed: ParsedQuery, indexes: Mapping[str, Sequence[Sequence[str]]]) -> Plan:
-    """Choose an index for ``parsed`` among ``indexes`` (``{name: [path, ...]}``, in declared
-    order) and compile the first ``$filter`` to one key range of it.
+def normalise_bitmaps(bitmaps: Any) -> tuple[Path, ...]:
+    """Check bitmap field declarations ``[path, ...]`` (a path a list of str keys, or one str).
 
     Raises:
-        InvalidTypeError, InvalidArgumentError: malformed index definitions.
+        InvalidTypeError: not a list of paths of str keys.
+        InvalidArgumentError: a path declared twice, or more than 255 of them.
     """
+    if isinstance(bitmaps, (str, bytes)) or not isinstance(bitmaps, (list, tuple)):
+        raise InvalidTypeError(f"bitmaps must be a list of paths [path, ...], not {bitmaps!r:.60}")
+    out: list[Path] = []
+    for p in bitmaps:
+        steps = [p] if isinstance(p, str) else p
+        if not isinstance(steps, (list, tuple)) or not all(isinstance(s, str) for s in steps):
+            raise InvalidTypeError(
+                f"a bitmap field is a path: a list of str keys (no list steps), not {p!r:.60}"
+            )
+        path = tuple(steps)
+        if path in out:
+            raise InvalidArgumentError(f"bitmap field {format_path(path)} is declared twice")
+        out.append(path)
+    if len(out) > 255:
+        raise InvalidArgumentError(f"a Query view holds at most 255 bitmap fields, not {len(out)}")
+    return tuple(out)
+
+
+# Cost model, per stored entry, in units of one value looked up in the log and decoded.
+# Selectivities are the classic defaults of planners without statistics.
+EQ_SELECTIVITY: Final = 0.1
+RANGE_SELECTIVITY: Final = 0.3
+KEY_COST: Final = 0.15  # one index key read (and, covered, decoded)
+SEQ_COST: Final = 0.01  # one seq taken from a bitmap
+CHUNK_COST: Final = 20.0 / 65536  # one bitmap chunk of 65,536 seqs read and deserialized
+
+
+def estimate_cost(plan: Plan) -> float:
+    """The estimated cost of running ``plan``, per stored entry: 1.0 for a full scan; an index
+    plan reads an estimated share of keys (each equality keeps ``EQ_SELECTIVITY``, a range
+    ``RANGE_SELECTIVITY``) and looks their values up unless covered or counted from keys; a
+    bitmap plan reads every chunk of each value it names, then looks up the estimated matches
+    (none for a count)."""
+    if plan.bitmap:
+        chunks = sum(len(t.values) for t in plan.bitmap) * CHUNK_COST
+        if plan.count_keys:
+            return chunks
+        rows = 1.0
+        for t in plan.bitmap:
+            rows *= min(1.0, len(t.values) * EQ_SELECTIVITY)
+        return chunks + rows * (SEQ_COST + 1.0)
+    if plan.index is None:
+        return 1.0
+    rows = 1.0
+    for c in plan.constraints:
+        rows *= EQ_SELECTIVITY if c.kind == "eq" else RANGE_SELECTIVITY
+    if plan.count_keys:
+        return rows * KEY_COST
+    return rows * (KEY_COST + (KEY_COST if plan.covered else 1.0))
+
+
+def plan_query(
+    parsed: ParsedQuery,
+    indexes: Mapping[str, Sequence[Sequence[str]]],
+    bitmaps: Sequence[Sequence[str] | str] = (),
+) -> Plan:
+    """Choose an index for ``parsed`` among ``indexes`` (``{name: [path, ...]}``, in declared
+    order) and compile the first ``$filter`` to one key range of it; or, when ``bitmaps``
+    (bitmap field paths, in declared order) answer the first filter's equalities at a lower
+    estimated cost, a bitmap plan.
+
+    Raises:
+        InvalidTypeError, InvalidArgumentError: malformed index or bitmap definitions.
+    """
+    planned = _plan_index(parsed, indexes)
+    planned = replace(planned, cost=estimate_cost(planned))
+    name = "scan" if planned.index is None else f"index {planned.index}"
+    costs = {name: planned.cost}
+    terms = _bitmap_terms(parsed.first_filter, normalise_bitmaps(bitmaps))
+    if not terms:
+        return replace(planned, costs=MappingProxyType(costs))
+    first = parsed.first_filter
+    assert first is not None
+    exact = len(terms) == len(first.leaves) and all(t.exact for t in terms)
+    bitmap = Plan(
+        parsed, None, (), b"", None, False, False, planned.scores, (), exact,
+        exact and _counts_all(parsed), terms,
+    )
+    bitmap = replace(bitmap, cost=estimate_cost(bitmap))
+    costs["bitmap"] = bitmap.cost
+    # An index that yields the final $sort's order is kept: bitmaps yield seq order.
+    chosen = bitmap if not planned.skip_sort and bitmap.cost < planned.cost else planned
+    return replace(chosen, costs=MappingProxyType(costs))
+
+
+def _bitmap_terms(first: FilterStage | None, fields: tuple[Path, ...]) -> tuple[BitmapTerm, ...]:
+    """The first filter's leaves that bitmaps answer: an equality (a literal, ``$eq``, or
+    ``$in`` of any length) on a bitmap field, every value key-encodable."""
+    if first is None or not fields:
+        return ()
+    numbers = {path: i for i, path in enumerate(fields)}
+    terms: list[BitmapTerm] = []
+    for leaf in first.leaves:
+        field_no = numbers.get(leaf.path)
+        if field_no is None:
+            continue
+        rule = leaf.rule
+        if is_literal(rule):
+            shown: tuple[Any, ...] = (rule,)
+            exact = True
+        elif isinstance(rule, dict) and "$eq" in rule:
+            shown = (rule["$eq"],)
+            exact = len(rule) == 1
+        elif isinstance(rule, dict) and isinstance(rule.get("$in"), (list, tuple)):
+            shown = tuple(rule["$in"])
+            exact = len(rule) == 1
+        else:
+            continue
+        try:
+            values = tuple(sorted({keys.encode(v) for v in shown}))
+        except EncodeError:
+            continue  # left to the filter, as for indexes
+        terms.append(BitmapTerm(leaf.path, field_no, values, shown, exact and not leaf.match(MISSING)))
+    return tuple(terms)
+
+
+def _plan_index(parsed: ParsedQuery, indexes: Mapping[str, Sequence[Sequence[str]]]) -> Plan:
+    """The index plan (or full scan) QUERY.md's scoring picks."""
     defs = normalise_indexes(indexes)
     first = parsed.first_filter
     leaves = {leaf.path: leaf for leaf in first.leaves} if first is not None else {}

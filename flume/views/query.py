@@ -23,7 +23,8 @@ from flume.keys import MISSING, seq_key, seq_of
 from flume.query import ParsedQuery, compile_live, execute, parse_query, plan_query
 from flume.query.indexkeys import decode_index_key, index_entry
 from flume.query.paths import Path
-from flume.query.plan import Plan, normalise_indexes
+from flume.query.plan import Plan, normalise_bitmaps, normalise_indexes
+from flume.views import bitmaps as bitmaps_store
 from flume.ranges import check_bool, check_limit
 from flume.views.base import (
     FamilyBatch,
@@ -45,8 +46,13 @@ _CACHE_KEY_NODES = 4096
 
 
 class Query(View):
-    """``Query(indexes={name: [path, ...]}, version=1)``: a path is a list of dict keys
-    (``["value", "author"]``) or one key.
+    """``Query(indexes={name: [path, ...]}, bitmaps=[path, ...], version=1)``: a path is a list
+    of dict keys (``["value", "author"]``) or one key.
+
+    ``bitmaps`` declares bitmap fields: every distinct value of each keeps a compressed bitmap of
+    the seqs holding it (:mod:`flume.views.bitmaps`), and the planner answers equalities and
+    ``$in`` on them, ANDed, by bitmap algebra when its cost estimate says so (a ``$count`` is
+    then a cardinality).
 
     The index definitions are data, stored with the view: a process that opens the directory
     mounts the view without this code, and changing them rebuilds the view. Mounted methods:
@@ -54,18 +60,23 @@ class Query(View):
     the view has caught up with the log as it was at the call) and ``explain(query)`` (at once).
 
     Raises:
-        InvalidTypeError / InvalidArgumentError: malformed index definitions (more than 255
-            indexes, an index without fields, a path that is not a list of str keys).
+        InvalidTypeError / InvalidArgumentError: malformed index or bitmap definitions (more
+            than 255 indexes or bitmap fields, an index without fields, a path that is not a
+            list of str keys, a bitmap field declared twice).
     """
 
     kind = "query"
     methods = {"read": "stream", "explain": "sync"}
 
-    def __init__(self, indexes: dict[str, Sequence[Any]], version: int = 1) -> None:
+    def __init__(
+        self, indexes: dict[str, Sequence[Any]], version: int = 1, bitmaps: Sequence[Any] = ()
+    ) -> None:
         super().__init__(version)
         self.indexes: dict[str, tuple[Path, ...]] = normalise_indexes(indexes)
         if len(self.indexes) > 255:
             raise InvalidArgumentError(f"a Query view holds at most 255 indexes, not {len(self.indexes)}")
+        self.bitmaps: tuple[Path, ...] = normalise_bitmaps(bitmaps)
+        self.chunk_bits = bitmaps_store.CHUNK_BITS
         self._prefixes = {name: bytes([i]) for i, name in enumerate(self.indexes)}
         self._plans: OrderedDict[str, tuple[ParsedQuery, Plan]] = OrderedDict()
         self._plans_lock = threading.Lock()
@@ -76,10 +87,18 @@ class Query(View):
         indexes = definition.get("indexes")
         if not isinstance(indexes, dict):
             raise InvalidTypeError(f"a Query definition holds {{'indexes': {{...}}}}, not {definition!r:.80}")
-        return cls(indexes, version=version)
+        return cls(indexes, version=version, bitmaps=definition.get("bitmaps", ()))
 
     def definition(self) -> dict[str, Any]:
-        return {"indexes": {name: [list(p) for p in paths] for name, paths in self.indexes.items()}}
+        """``{"indexes": {name: [path, ...]}}``, and ``"bitmaps": [path, ...]`` when the view
+        declares any (so a view without bitmaps keeps the definition, and the fingerprint, it
+        had before bitmaps existed)."""
+        out: dict[str, Any] = {
+            "indexes": {name: [list(p) for p in paths] for name, paths in self.indexes.items()}
+        }
+        if self.bitmaps:
+            out["bitmaps"] = [list(p) for p in self.bitmaps]
+        return out
 
     # -- indexing ------------------------------------------------------------------------------
 
@@ -95,6 +114,10 @@ class Query(View):
                     put(prefix + key, hint)
         except EncodeError as e:
             raise ViewFunctionError(seq, e, "a value's indexed field cannot be encoded") from e
+        if self.bitmaps:
+            bitmaps_store.add_entries(
+                self.bitmaps, entries, self.ctx.family.get, put, self.chunk_bits
+            )
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -124,7 +147,7 @@ class Query(View):
                     return cached
         parsed = parse_query(query)
         try:
-            planned = (parsed, plan_query(parsed, self.indexes))
+            planned = (parsed, plan_query(parsed, self.indexes, self.bitmaps))
         except RecursionError:
             raise QueryError(
                 f"the query is nested too deeply to plan here (flume accepts queries up to "
@@ -194,7 +217,7 @@ class Query(View):
             return iter([self._count(plan, upto)])
         entries = self._entries(plan, upto, reverse, limit)
         query = plan.query
-        if plan.exact and plan.index is not None and query.first_filter is not None:
+        if plan.exact and not plan.scan and query.first_filter is not None:
             query = query.without_first_filter()  # the range already is that filter
         items = execute(query, entries, reverse=reverse, limit=limit, seqs=seqs)
         if seqs:
@@ -213,6 +236,8 @@ class Query(View):
         ``$count`` after an exactly indexed filter gives, from the keys alone, nothing decoded."""
         if upto < 0:
             return 0
+        if plan.bitmap:
+            return bitmaps_store.count(self.ctx.family, plan.bitmap, upto, self.chunk_bits)
         lower, upper = self._range(plan)
         return self.ctx.family.count(lower, upper, seq_key(upto))
 
@@ -220,6 +245,11 @@ class Query(View):
         self, plan: Plan, upto: int, reverse: bool, limit: int | None
     ) -> Iterator[tuple[int, Any]]:
         """``(seq, value)`` pairs with seq <= ``upto`` in the plan's read order."""
+        if plan.bitmap:
+            matches = bitmaps_store.seqs(self.ctx.family, plan.bitmap, upto, reverse, self.chunk_bits)
+            for seq, _, value in with_values(((s, None) for s in matches), self.ctx.get_values, limit):
+                yield seq, value
+            return
         if plan.index is None:
             yield from self.ctx.scan_log(upto, reverse)
             return
