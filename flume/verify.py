@@ -9,12 +9,12 @@
 
 What is checked:
 
-1. **The log file's structure** (``<dir>/log/data.mdb``): both LMDB meta pages are valid and the
-   file is as long as its last committed transaction needs. This runs first, before anything
-   maps the file: reading a truncated LMDB file kills the reading process with SIGBUS.
-2. **Every log entry**, read in a child process (LMDB aborts or faults, rather than raising, on
-   some kinds of damage, and the child contains that): keys are the dense seqs ``0..since``, and
-   every value decodes.
+1. **The log file's structure** (:meth:`LmdbLog.check_file <flume.logs.LmdbLog.check_file>`),
+   first, before anything maps the file: reading a truncated LMDB file kills the reading
+   process with SIGBUS.
+2. **Every log entry** (:meth:`LmdbLog.check_entries <flume.logs.LmdbLog.check_entries>`), read
+   in a child process (LMDB aborts or faults, rather than raising, on some kinds of damage, and
+   the child contains that): keys are the dense seqs ``0..since``, and every value decodes.
 3. **Every stored view that can be rebuilt here** — the Query views, whose definitions are
    stored, and any view passed in ``views=`` — is rebuilt in memory from the log up to the seq
    the stored view has reached, and its stored entries are compared with the rebuilt ones, byte
@@ -30,14 +30,12 @@ import itertools
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flume import codec, fs
 from flume.db import Flume
 from flume.errors import DirectoryNotFoundError, FlumeError, FormatError, PermissionDeniedError
 from flume.logs.base import BaseLog
@@ -49,16 +47,6 @@ __all__ = ["LogReport", "VerifyReport", "ViewReport", "check_log", "check_views"
 
 # How many problems of one kind a report lists before it stops looking.
 MAX_PROBLEMS = 10
-# Entries the child process reads per step.
-_SCAN_CHUNK = 4096
-
-# LMDB's meta page layout on 64-bit platforms (lmdb/mdb.c: MDB_page header, then MDB_meta).
-_MDB_MAGIC = 0xBEEFC0DE
-_META_MAGIC = 16  # uint32 mm_magic, uint32 mm_version
-_META_PAGESIZE = 40  # mm_dbs[FREE_DBI].md_pad holds the page size
-_META_LAST_PAGE = 136  # size_t mm_last_pg, then size_t mm_txnid
-_MIN_PAGE = 4096
-
 
 @dataclass
 class LogReport:
@@ -188,17 +176,8 @@ def check_log(log_dir: str | os.PathLike[str]) -> LogReport:
     """Check the LMDB log in ``log_dir``: its file structure, then every entry (in a child
     process, which LMDB may kill on damaged pages without harming this one)."""
     log_dir = os.fspath(log_dir)
-    report = LogReport(path=log_dir)
-    data = os.path.join(log_dir, "data.mdb")
-    found = fs.stat(data)
-    if found is None:
-        report.problems.append(f"{data} is missing")
-        return report
-    report.file_bytes = found.st_size
-    try:
-        report.problems.extend(check_lmdb_file(data))
-    except PermissionError as e:
-        raise fs.permission_denied(data, e.strerror or "") from None
+    found = LmdbLog.check_file(log_dir)
+    report = LogReport(path=log_dir, file_bytes=found.size, problems=list(found.problems))
     if report.problems:
         return report
     result = _scan_in_child(log_dir)
@@ -206,37 +185,6 @@ def check_log(log_dir: str | os.PathLike[str]) -> LogReport:
     report.entries = int(result.get("entries", 0))
     report.problems.extend(str(p) for p in result.get("problems", []))
     return report
-
-
-def check_lmdb_file(data: str) -> list[str]:
-    """Problems with the structure of an LMDB data file (without mapping it): bad meta pages,
-    or a file shorter than its last committed transaction needs (a truncated file)."""
-    if sys.maxsize <= 2**32:  # the layout below is the 64-bit one
-        return []
-    size = os.path.getsize(data)
-    with open(data, "rb") as f:
-        head = f.read(2 * 65536)
-    if len(head) < 2 * _MIN_PAGE:
-        return [f"{data} is truncated to {size} bytes (an LMDB file has at least two pages)"]
-    metas: list[tuple[int, int, int]] = []  # (txnid, last page, page size)
-    page_size = struct.unpack_from("<I", head, _META_PAGESIZE)[0]
-    if page_size < _MIN_PAGE or page_size & (page_size - 1) or 2 * page_size > len(head):
-        return [f"{data}: the first meta page is damaged (page size {page_size})"]
-    for i in (0, 1):
-        base = i * page_size
-        magic, _version = struct.unpack_from("<II", head, base + _META_MAGIC)
-        if magic != _MDB_MAGIC:
-            return [f"{data}: meta page {i} is damaged (not an LMDB meta page)"]
-        last_page, txnid = struct.unpack_from("<QQ", head, base + _META_LAST_PAGE)
-        metas.append((txnid, last_page, page_size))
-    _txnid, last_page, page_size = max(metas)
-    needed = (last_page + 1) * page_size
-    if size < needed:
-        return [(
-            f"{data} is truncated: {size:,} bytes, but its last committed transaction uses "
-            f"{needed:,} bytes (pages 0..{last_page})"
-        )]
-    return []
 
 
 def _scan_in_child(log_dir: str) -> dict[str, Any]:
@@ -265,49 +213,9 @@ def _scan_in_child(log_dir: str) -> dict[str, Any]:
 
 
 def _child_main(log_dir: str) -> None:
-    """Entry point of the child process: scan the log, print the result as one JSON line."""
-    print(json.dumps(scan_log(log_dir)), flush=True)
-
-
-def scan_log(log_dir: str) -> dict[str, Any]:
-    """Read every entry of the log in ``log_dir`` in this process; return ``since``,
-    ``entries`` and ``problems``. Prefer :func:`check_log`, which contains crashes."""
-    problems: list[str] = []
-    try:
-        log = LmdbLog(log_dir, readonly=True)
-    except Exception as e:  # noqa: BLE001 (any failure to open is a finding)
-        return {"since": -1, "entries": 0, "problems": [_error_text(e)]}
-    entries = 0
-    try:
-        since = log.since.value
-        start = 0
-        while start <= since and len(problems) < MAX_PROBLEMS:
-            try:
-                raw = log.read_raw(start, since, False, _SCAN_CHUNK)
-            except Exception as e:  # noqa: BLE001 (any failure to read is a finding)
-                problems.append(f"the log cannot be read from seq {start} on: {_error_text(e)}")
-                break
-            if not raw:
-                problems.append(f"seqs {start}..{since} are missing (the log ends early)")
-                break
-            if raw[0][0] != start:
-                problems.append(f"seqs {start}..{raw[0][0] - 1} are missing (a gap in the log)")
-            for seq, data in raw:
-                try:
-                    codec.decode(data)
-                except FlumeError as e:
-                    problems.append(f"the value at seq {seq} does not decode: {e}")
-                    if len(problems) >= MAX_PROBLEMS:
-                        break
-                entries += 1
-            start = raw[-1][0] + 1
-    finally:
-        log.close()
-    return {"since": since, "entries": entries, "problems": problems}
-
-
-def _error_text(e: BaseException) -> str:
-    return str(e) if isinstance(e, FlumeError) else f"{type(e).__name__}: {e}"
+    """Entry point of the child process: check the log's entries, print the result as one
+    JSON line."""
+    print(json.dumps(LmdbLog.check_entries(log_dir, MAX_PROBLEMS)._asdict()), flush=True)
 
 
 # -- the views ---------------------------------------------------------------------------------
@@ -325,12 +233,8 @@ class _Snapshot(BaseLog):
         return self._log.read_raw(start, min(end, self.since.value), reverse, n)
 
     def _get_raw(self, seq: int) -> bytes | None:
-        return None if seq > self.since.value else self._log._get_raw(seq)
-
-    def _get_raw_many(self, seqs: Sequence[int]) -> list[bytes | None]:
-        upto = self.since.value
-        raws = self._log._get_raw_many(seqs)
-        return [raw if seq <= upto else None for seq, raw in zip(seqs, raws)]
+        raw = self.read_raw(seq, seq, False, 1)
+        return raw[0][1] if raw else None
 
     def _close_storage(self) -> None:
         self._log.close()
@@ -351,20 +255,11 @@ def check_views(
 
     directory = os.fspath(directory)
     views_dir = os.path.join(directory, "views")
-    if fs.stat(os.path.join(views_dir, "CURRENT")) is None:
-        if os.path.isdir(views_dir) and any(
-            n.startswith("MANIFEST-") or n.endswith(".sst") for n in fs.listdir(views_dir)
-        ):
-            return [ViewReport(
-                "*", "all", "damaged",
-                detail=f"the views database at {views_dir} has lost its CURRENT file "
-                "(opening the database for writing moves it aside and rebuilds the views)",
-            )]
-        return []
-    # On read-only media the store is itself a read-only instance, which is what the probe is.
-    problem = None if fs.read_only_media(views_dir) else _probe_tables(views_dir)
+    problem = RocksStore.check_files(views_dir)
     if problem is not None:
-        return [ViewReport("*", "all", "damaged", detail=f"the views database cannot be opened: {problem}")]
+        return [ViewReport("*", "all", "damaged", detail=problem)]
+    if not RocksStore.exists(views_dir):
+        return []
     try:
         store = RocksStore(views_dir, readonly=True, secondaries=os.path.join(directory, "readers"))
     except PermissionDeniedError:
@@ -422,35 +317,6 @@ def check_views(
     finally:
         store.close()
     return reports
-
-
-def _probe_tables(views_dir: str) -> str | None:
-    """Open the views database read-only, which opens every table file and checks its size
-    and footer (a secondary instance, which the rest of the check uses, silently skips table
-    files it cannot open). Returns the problem, or None. Retried: a running writer may delete
-    a compacted file between the read of the MANIFEST and the opening of that file."""
-    from rocksdict import AccessType, Rdict
-
-    from flume.views.store import _options
-
-    problem = None
-    for _ in range(3):
-        try:
-            names = Rdict.list_cf(views_dir, _options())
-            db = Rdict(
-                views_dir,
-                _options(),
-                column_families={n: _options() for n in names if n != "default"},
-                access_type=AccessType.read_only(),
-            )
-        except Exception as e:
-            if isinstance(e, PermissionError) or "Permission denied" in str(e):
-                raise fs.permission_denied(views_dir, str(e)) from None
-            problem = f"{views_dir} is damaged ({e})"
-            continue
-        db.close()
-        return None
-    return problem
 
 
 def _current_since(directory: str) -> int:

@@ -26,21 +26,25 @@ from itertools import islice
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import lmdb
 
 from flume import codec, fs
-from flume.errors import ClosedError, CorruptionError, FormatError, StorageError
+from flume.errors import ClosedError, CorruptionError, FlumeError, FormatError, StorageError
 from flume.keys import SEQ_BYTES, seq_key
 from flume.logs.base import BaseLog
 
 FORMAT_NAME = "flume-log"
 FORMAT_VERSION = 1
+# The environment's data file in its directory (LMDB's name).
+_DATA_FILE = "data.mdb"
 _INITIAL_MAP_SIZE = 1 << 30
 _MAX_READERS = 1024
 # How long a group commit's leader waits for the appenders of the previous commit to queue.
 _GATHER_SECONDS = 0.0005
+# Entries check_entries reads per step.
+_CHECK_CHUNK = 4096
 # What LMDB raises when it reads a damaged page: reads turn these into CorruptionError.
 _DAMAGE = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.PanicError, lmdb.BadValsizeError)
 
@@ -171,12 +175,12 @@ def _new_env(
     A reader's is opened read-only: it never begins a write transaction, so it never takes
     LMDB's writer lock (nor waits for a writer's commit in progress to open)."""
     create = not readonly
-    if not create and not os.path.exists(os.path.join(path, "data.mdb")):
+    if not create and not os.path.exists(os.path.join(path, _DATA_FILE)):
         raise FormatError(
             f"{path} holds no flume log (no data.mdb): this is not a flume database, "
             "or its log was deleted; point flume at the right directory"
         )
-    _check_not_truncated(os.path.join(path, "data.mdb"))
+    _check_not_truncated(os.path.join(path, _DATA_FILE))
     # On read-only media nothing can be written, not even the lock file, and no writer can
     # run: open the environment read-only and without locks there.
     frozen = not create and fs.read_only_media(path)
@@ -268,11 +272,58 @@ def _check_format(path: str, raw: bytes | None) -> None:
         )
 
 
-# LMDB's meta page layout on 64-bit platforms (mdb.c: a 16-byte page header, then MDB_meta).
+# LMDB's meta page layout on 64-bit little-endian platforms (mdb.c: a 16-byte page header,
+# then MDB_meta).
 _MDB_MAGIC = 0xBEEFC0DE
 _META_MAGIC = 16  # uint32 mm_magic
 _META_PAGESIZE = 40  # mm_dbs[FREE_DBI].md_pad holds the page size
 _META_LAST_PAGE = 136  # size_t mm_last_pg, then size_t mm_txnid
+_MIN_PAGE = 4096
+
+
+class _FileDamage(NamedTuple):
+    """What the meta pages of an LMDB data file say is wrong with it: ``unmappable`` when the
+    file is shorter than they need (mapping it would fault), else a damaged meta page."""
+
+    unmappable: bool
+    problem: str
+
+
+def _read_meta_pages(data: str) -> _FileDamage | None:
+    """Read the two meta pages of the LMDB data file ``data`` without mapping it; the damage
+    they show, or None (also on a platform whose layout this does not read).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    if sys.maxsize <= 2**32 or sys.byteorder != "little":
+        return None
+    with open(data, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(2 * 65536)
+    page_size = struct.unpack_from("<I", head, _META_PAGESIZE)[0] if len(head) >= 44 else 0
+    valid = page_size >= _MIN_PAGE and not page_size & (page_size - 1)
+    if len(head) < 2 * _MIN_PAGE or (valid and len(head) < 2 * page_size):
+        return _FileDamage(True, (
+            f"{data} is truncated to {size:,} bytes (an LMDB file holds at least two pages)"
+        ))
+    if not valid:
+        return _FileDamage(False, f"{data}: the first meta page is damaged (page size {page_size})")
+    metas = []
+    for i in (0, 1):
+        base = i * page_size
+        if struct.unpack_from("<I", head, base + _META_MAGIC)[0] != _MDB_MAGIC:
+            return _FileDamage(False, f"{data}: meta page {i} is damaged (not an LMDB meta page)")
+        last_page, txnid = struct.unpack_from("<QQ", head, base + _META_LAST_PAGE)
+        metas.append((txnid, last_page))
+    _, last_page = max(metas)
+    needed = (last_page + 1) * page_size
+    if size < needed:
+        return _FileDamage(True, (
+            f"{data} is truncated: {size:,} bytes, but its last committed transaction uses "
+            f"{needed:,} bytes"
+        ))
+    return None
 
 
 def _check_not_truncated(data: str) -> None:
@@ -280,44 +331,45 @@ def _check_not_truncated(data: str) -> None:
     it: reading a page past the end of a mapped file kills the process with SIGBUS. (Bad meta
     pages are left to LMDB, which reports them as MDB_INVALID.)"""
     try:
-        size = os.path.getsize(data)
+        if os.path.getsize(data) == 0:
+            return  # a new (empty) file
     except OSError:
         return
-    if size == 0 or sys.maxsize <= 2**32 or sys.byteorder != "little":
-        return  # a new (empty) file; or not the 64-bit layout read below
-    with open(data, "rb") as f:
-        head = f.read(2 * 65536)
-    page_size = struct.unpack_from("<I", head, _META_PAGESIZE)[0] if len(head) >= 44 else 0
-    valid = page_size >= 4096 and not page_size & (page_size - 1)
-    if not valid or len(head) < 2 * page_size:
-        if valid or len(head) < 2 * 4096:
-            raise CorruptionError(
-                f"{data} is truncated to {size:,} bytes (an LMDB file holds at least two "
-                "pages); the log is damaged: restore the directory from a copy "
-                "(nothing was changed)"
-            )
-        return  # a damaged first meta page: LMDB reports it
-    metas = []
-    for base in (0, page_size):
-        if struct.unpack_from("<I", head, base + _META_MAGIC)[0] != _MDB_MAGIC:
-            return
-        last_page, txnid = struct.unpack_from("<QQ", head, base + _META_LAST_PAGE)
-        metas.append((txnid, last_page))
-    _, last_page = max(metas)
-    needed = (last_page + 1) * page_size
-    if size < needed:
+    damage = _read_meta_pages(data)
+    if damage is not None and damage.unmappable:
         raise CorruptionError(
-            f"{data} is truncated: {size:,} bytes, but its last committed transaction uses "
-            f"{needed:,} bytes; the log is damaged: restore the directory from a copy "
+            f"{damage.problem}; the log is damaged: restore the directory from a copy "
             "(nothing was changed)"
         )
 
 
+def _error_text(e: BaseException) -> str:
+    return str(e) if isinstance(e, FlumeError) else f"{type(e).__name__}: {e}"
+
+
 def _current_file_size(path: str) -> int:
     try:
-        return os.path.getsize(os.path.join(path, "data.mdb"))
+        return os.path.getsize(os.path.join(path, _DATA_FILE))
     except OSError:
         return 0
+
+
+class FileCheck(NamedTuple):
+    """What :meth:`LmdbLog.check_file` found: the log's data file (``path``), its size in
+    bytes (0 when missing), and ``problems``, one sentence each (empty when intact)."""
+
+    path: str
+    size: int
+    problems: list[str]
+
+
+class EntriesCheck(NamedTuple):
+    """What :meth:`LmdbLog.check_entries` found: ``since`` (the last seq, -1 when empty or
+    unknown), how many ``entries`` were read, and ``problems`` (empty when intact)."""
+
+    since: int
+    entries: int
+    problems: list[str]
 
 
 class _Pending:
@@ -497,6 +549,68 @@ class LmdbLog(BaseLog):
                     )
                 out = list(zip(range(first, last + 1), values))
         return out
+
+    # -- checking ------------------------------------------------------------------------------
+
+    @staticmethod
+    def check_file(path: str | os.PathLike[str]) -> FileCheck:
+        """Check the structure of the data file of the log at ``path`` without mapping it
+        (reading a truncated LMDB file kills the reading process with SIGBUS): both meta
+        pages are valid, and the file is as long as its last committed transaction needs.
+
+        Raises:
+            PermissionDeniedError: the file may not be read (not damage).
+        """
+        data = os.path.join(os.fspath(path), _DATA_FILE)
+        found = fs.stat(data)
+        if found is None:
+            return FileCheck(data, 0, [f"{data} is missing"])
+        try:
+            damage = _read_meta_pages(data)
+        except PermissionError as e:
+            raise fs.permission_denied(data, e.strerror or "") from None
+        return FileCheck(data, found.st_size, [] if damage is None else [damage.problem])
+
+    @classmethod
+    def check_entries(cls, path: str | os.PathLike[str], max_problems: int) -> EntriesCheck:
+        """Open the log at ``path`` read-only and read every entry: its keys are the dense
+        seqs ``0..since``, and every value decodes. Stops after ``max_problems`` problems.
+
+        Run it only on a file :meth:`check_file` passes, and in a process of its own: LMDB
+        aborts or faults, rather than raising, on some kinds of damaged pages.
+        """
+        try:
+            log = cls(path, readonly=True)
+        except Exception as e:  # noqa: BLE001 (any failure to open is a finding)
+            return EntriesCheck(-1, 0, [_error_text(e)])
+        problems: list[str] = []
+        entries = 0
+        try:
+            since = log.since.value
+            start = 0
+            while start <= since and len(problems) < max_problems:
+                try:
+                    raw = log.read_raw(start, since, False, _CHECK_CHUNK)
+                except Exception as e:  # noqa: BLE001 (any failure to read is a finding)
+                    problems.append(f"the log cannot be read from seq {start} on: {_error_text(e)}")
+                    break
+                if not raw:
+                    problems.append(f"seqs {start}..{since} are missing (the log ends early)")
+                    break
+                if raw[0][0] != start:
+                    problems.append(f"seqs {start}..{raw[0][0] - 1} are missing (a gap in the log)")
+                for seq, data in raw:
+                    try:
+                        codec.decode(data)
+                    except FlumeError as e:
+                        problems.append(f"the value at seq {seq} does not decode: {e}")
+                        if len(problems) >= max_problems:
+                            break
+                    entries += 1
+                start = raw[-1][0] + 1
+        finally:
+            log.close()
+        return EntriesCheck(since, entries, problems)
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -483,6 +483,62 @@ class RocksStore:
         self._closed = False
         self._db = self._open()
 
+    @staticmethod
+    def exists(path: str | os.PathLike[str]) -> bool:
+        """Whether a views database is at ``path`` (RocksDB's CURRENT file names its state).
+
+        Raises:
+            PermissionDeniedError: a directory on the way cannot be searched.
+        """
+        return fs.stat(os.path.join(os.fspath(path), "CURRENT")) is not None
+
+    @staticmethod
+    def check_files(path: str | os.PathLike[str]) -> str | None:
+        """The damage to the files of the views database at ``path`` that opening a read-only
+        store does not report, as a sentence; None when there is none (or no database).
+
+        It lost its CURRENT file while its other files remain (opening it for writing would
+        start a new database and delete them as obsolete); or a table file cannot be opened,
+        or its size or footer is wrong (a secondary instance, which a read-only store is,
+        silently skips those). This opens the database read-only, which opens every table
+        file; retried, as a running writer may delete a compacted file between the read of
+        the MANIFEST and the opening of that file. On read-only media the check is the
+        read-only store itself, and is skipped here.
+
+        Raises:
+            PermissionDeniedError: a file or directory of it may not be read (not damage).
+        """
+        path = os.fspath(path)
+        if not RocksStore.exists(path):
+            if os.path.isdir(path) and any(
+                n.startswith("MANIFEST-") or n.endswith(".sst") for n in fs.listdir(path)
+            ):
+                return (
+                    f"the views database at {path} has lost its CURRENT file (opening the "
+                    "database for writing moves it aside and rebuilds the views)"
+                )
+            return None
+        if fs.read_only_media(path):
+            return None
+        problem = None
+        for _ in range(3):
+            try:
+                names = Rdict.list_cf(path, _options())
+                db = Rdict(
+                    path,
+                    _options(),
+                    column_families={n: _options() for n in names if n != "default"},
+                    access_type=AccessType.read_only(),
+                )
+            except Exception as e:
+                if isinstance(e, PermissionError) or "Permission denied" in str(e):
+                    raise fs.permission_denied(path, str(e)) from None
+                problem = f"the views database cannot be opened: {path} is damaged ({e})"
+                continue
+            db.close()
+            return None
+        return problem
+
     def _open(self) -> Rdict:
         """Open the database (a secondary instance in a new private directory when readonly);
         sets ``_manifest``, ``_opened`` and ``_secondary_dir`` only when it succeeds."""
