@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import fcntl
+import itertools
 import os
 import shutil
 import tempfile
@@ -30,9 +31,14 @@ META_FAMILY = "__flume_meta__"
 
 
 class Family(Protocol):
-    """One view's keyspace: bytes keys in bytewise order, bytes values."""
+    """One view's keyspace: bytes keys in bytewise order, bytes values. Reads see what the
+    store's last ``write`` (or, for a reader, its last ``catch_up``) committed. Each call
+    blocks on the storage engine only; a store that cannot read raises
+    :class:`~flume.CorruptionError` (damage) or :class:`~flume.StorageError`."""
 
-    def get(self, key: bytes) -> bytes | None: ...
+    def get(self, key: bytes) -> bytes | None:
+        """The value at ``key``, or None."""
+        ...
 
     def scan(
         self, lower: bytes, upper: bytes | None, reverse: bool = False
@@ -41,25 +47,48 @@ class Family(Protocol):
         ascending, or descending with ``reverse``."""
         ...
 
-    def count(self, lower: bytes, upper: bytes | None, max_suffix: bytes) -> int:
-        """The number of keys in ``[lower, upper)`` whose last ``len(max_suffix)`` bytes are
-        at most ``max_suffix`` (index keys end with their seq: this counts those up to a seq)."""
+    def keys(self, lower: bytes, upper: bytes | None) -> Iterator[bytes]:
+        """The keys in ``[lower, upper)`` (``upper`` None: to the end), ascending, without
+        their values (what a count from the keys alone reads)."""
         ...
 
 
 class StoreBatch(Protocol):
-    def put(self, family: str, key: bytes, value: bytes) -> None: ...
-    def delete(self, family: str, key: bytes) -> None: ...
-    def put_meta(self, family: str, meta: dict[str, Any]) -> None: ...
+    """Changes to several families, written together by :meth:`Store.write`, all or none."""
+
+    def put(self, family: str, key: bytes, value: bytes) -> None:
+        """Set ``key`` to ``value`` in ``family``."""
+        ...
+
+    def delete(self, family: str, key: bytes) -> None:
+        """Remove ``key`` from ``family`` (nothing if absent)."""
+        ...
+
+    def put_meta(self, family: str, meta: dict[str, Any]) -> None:
+        """Set the meta record of the view ``family`` (kind, version, definition, fingerprint,
+        since): it moves only together with the view's data."""
+        ...
 
 
 class Store(Protocol):
-    """What the db needs of a view store."""
+    """What the db needs of a view store. ``RocksStore`` and ``MemoryStore`` implement it;
+    ``flume.testing.ViewConformance`` and ``OnDiskViewConformance`` run views on them.
+
+    - ``family(name)``: the view's keyspace (created on first write).
+    - ``read_meta(name)`` / ``all_meta()``: the stored meta records, by view name.
+    - ``batch()`` then ``write(batch)``: one atomic, durable write of data and meta records
+      (the indexer's only write path). Raises DiskFullError when the disk is full (nothing is
+      written) and StorageError otherwise.
+    - ``reset(metas)``: wipe each named view's data and store its new meta record, in one
+      atomic write (rebuild, re-declaration). ``drop(name)``: delete a view's data and meta.
+    - ``catch_up(reopen=False)``: for a reader of a store another process writes, see what
+      it has committed since (``reopen``: open a fresh copy); nothing for a writer.
+    - ``readonly``: a reader's store, whose writes raise. ``close()``: idempotent.
+    """
 
     readonly: bool
 
     def family(self, name: str) -> Family: ...
-    def families(self) -> list[str]: ...
     def read_meta(self, name: str) -> dict[str, Any] | None: ...
     def all_meta(self) -> dict[str, dict[str, Any]]: ...
     def batch(self) -> StoreBatch: ...
@@ -97,12 +126,11 @@ class MemoryFamily:
             if value is not None:
                 yield key, value
 
-    def count(self, lower: bytes, upper: bytes | None, max_suffix: bytes) -> int:
+    def keys(self, lower: bytes, upper: bytes | None) -> Iterator[bytes]:
         keys = self._keys
         i = bisect.bisect_left(keys, lower)
         j = len(keys) if upper is None else bisect.bisect_left(keys, upper)
-        n = -len(max_suffix)
-        return sum(1 for key in keys[i:j] if key[n:] <= max_suffix)
+        return iter(keys[i:j])
 
     def _put(self, key: bytes, value: bytes) -> None:
         if key not in self._values:
@@ -129,8 +157,8 @@ class _MemoryHandle:
     ) -> Iterator[tuple[bytes, bytes]]:
         return self._store._family(self._name).scan(lower, upper, reverse)
 
-    def count(self, lower: bytes, upper: bytes | None, max_suffix: bytes) -> int:
-        return self._store._family(self._name).count(lower, upper, max_suffix)
+    def keys(self, lower: bytes, upper: bytes | None) -> Iterator[bytes]:
+        return self._store._family(self._name).keys(lower, upper)
 
 
 class MemoryBatch:
@@ -168,9 +196,6 @@ class MemoryStore:
 
     def _family(self, name: str) -> MemoryFamily:
         return self._families[name]
-
-    def families(self) -> list[str]:
-        return list(self._families)
 
     def read_meta(self, name: str) -> dict[str, Any] | None:
         meta = self._meta.get(name)
@@ -283,17 +308,11 @@ class RocksFamily:
             del it
 
 
-    def count(self, lower: bytes, upper: bytes | None, max_suffix: bytes) -> int:
-        n = -len(max_suffix)
-        total = 0
-        # Keys only: values are never copied into Python.
+    def keys(self, lower: bytes, upper: bytes | None) -> Iterator[bytes]:
+        # Keys only: values are never copied into Python. takewhile with a C comparison, not
+        # a generator: this is the loop of every count from the keys.
         keys = cast(Iterator[bytes], self._store._cf(self._name).keys(from_key=lower))
-        for key in keys:
-            if upper is not None and key >= upper:
-                break
-            if key[n:] <= max_suffix:
-                total += 1
-        return total
+        return keys if upper is None else itertools.takewhile(upper.__gt__, keys)
 
 
 def _check_status(store: RocksStore, it: Any) -> None:
@@ -654,9 +673,6 @@ class RocksStore:
 
     def _db_families(self) -> set[str]:
         return set(Rdict.list_cf(self.path, _options()))
-
-    def families(self) -> list[str]:
-        return sorted(self._db_families() - {"default", META_FAMILY})
 
     def read_meta(self, name: str) -> dict[str, Any] | None:
         raw = self._meta_family().get(name.encode())
