@@ -50,7 +50,9 @@ def main() -> None:
     author = msgs[0]["value"]["author"]
     votes = sum(1 for m in msgs if m["value"]["content"].get("type") == "vote")
     votes_of = sum(
-        1 for m in msgs if m["value"]["content"].get("type") == "vote" and m["value"]["author"] == author
+        1
+        for m in msgs
+        if m["value"]["content"].get("type") == "vote" and m["value"]["author"] == author
     )
     count = {"$reduce": {"$count": True}}
     q_votes = [{"$filter": {"value": {"content": {"type": "vote"}}}}, count]

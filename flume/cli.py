@@ -49,7 +49,6 @@ from flume.console import (
     file_size,
     forget_directories,
     format_path_arg,
-    human_size,
     last_directory,
     open_db,
     parse_path_arg,
@@ -535,7 +534,9 @@ def append(directory: str, file: str) -> None:
 
 @cli.command(name="import", short_help="Restore an export into a new or empty directory.")
 @DIR
-@click.argument("file", metavar="FILE|-", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.argument(
+    "file", metavar="FILE|-", type=click.Path(exists=True, dir_okay=False, allow_dash=True)
+)
 @click.option("--base64-bytes", is_flag=True,
               help='turn {"$base64": "..."} objects back into bytes (undoes export --base64-bytes)')
 @click.option("--tag-floats", is_flag=True,
@@ -939,8 +940,9 @@ def status(directory: str, as_json: bool) -> None:
     since = report["since"]
     span = f"seqs 0..{since}" if since >= 0 else "empty"
     click.echo(f"flume database at {directory}")
-    click.echo(f"log:   {report['entries']:,} entries ({span}), {human_size(report['log_bytes'])} on disk")
-    click.echo(f"views: {len(report['views'])}, {human_size(report['views_bytes'])} on disk")
+    log_size = fs.human_size(report["log_bytes"])
+    click.echo(f"log:   {report['entries']:,} entries ({span}), {log_size} on disk")
+    click.echo(f"views: {len(report['views'])}, {fs.human_size(report['views_bytes'])} on disk")
     if report["views"]:
         width = max(len(n) for n in report["views"])
         click.echo(f"  {'name':<{width}}  {'kind':<6}  {'since':>9}  {'lag':>9}  state")
@@ -986,7 +988,8 @@ def rebuild(directory: str) -> None:
             raise failure[0]
         took = time.monotonic() - started
         others = sorted(set(_stored_meta(db)) - set(names))
-        click.echo(f"rebuilt {', '.join(names)} over {db.since.value + 1:,} entries in {took:.2f} s",
+        entries = db.since.value + 1
+        click.echo(f"rebuilt {', '.join(names)} over {entries:,} entries in {took:.2f} s",
                    err=True)
         if others:
             click.echo(f"not rebuilt (defined by code): {', '.join(others)}", err=True)

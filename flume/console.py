@@ -111,7 +111,8 @@ def open_db(directory: str, *, write: bool, timeout: float | None = None) -> flu
     except DirectoryNotFoundError:
         fail(
             f"{directory} does not exist: there is no flume database there (create one with "
-            f"`flume append {shlex.quote(directory)} FILE` or `flume demo {shlex.quote(directory)}`)"
+            f"`flume append {shlex.quote(directory)} FILE` or "
+            f"`flume demo {shlex.quote(directory)}`)"
         )
     except LockedError as e:
         first = str(e).split(";")[0]
@@ -241,16 +242,3 @@ def dir_size(path: str) -> int:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(root, name))
     return total
-
-
-def human_size(n: int) -> str:
-    """``1234567`` -> ``1.2 MB``."""
-    if n < 1000:
-        return f"{n:,} bytes"
-    x = float(n)
-    unit = "KB"
-    for unit in ("KB", "MB", "GB", "TB"):
-        x /= 1000
-        if x < 1000:
-            break
-    return f"{x:.1f} {unit}"

@@ -16,13 +16,12 @@ from typing import Any
 import click
 
 import flume
-from flume import sample
+from flume import fs, sample
 from flume.console import (
     BATCH,
     dir_size,
     fail,
     format_path_arg,
-    human_size,
     open_db,
     progress,
     wait_for_views,
@@ -150,7 +149,7 @@ class _Demo:
         took = time.monotonic() - started
         size = dir_size(os.path.join(self.directory, "log"))
         self.say(f"   {self.count:,} messages in {took:.1f} s ({self.count / took:,.0f} per s); "
-                 f"the log is {human_size(size)} on disk")
+                 f"the log is {fs.human_size(size)} on disk")
 
     def declare(self, db: flume.Flume) -> None:
         from flume.views import Index, Query, Reduce

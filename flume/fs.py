@@ -144,3 +144,14 @@ def remove_abandoned(parent: str, prefix: str, lock_file: str | None = None) -> 
             shutil.rmtree(path, ignore_errors=True)
         finally:
             os.close(fd)
+
+
+def human_size(n: int) -> str:
+    """A size in bytes for people, in decimal units: ``1234567`` -> ``1.2 MB``."""
+    if n < 1000:
+        return f"{n:,} bytes"
+    x, units = n / 1000, ["KB", "MB", "GB", "TB"]
+    while x >= 1000 and len(units) > 1:
+        x /= 1000
+        units.pop(0)
+    return f"{x:.1f} {units[0]}"

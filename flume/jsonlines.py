@@ -14,7 +14,16 @@ import math
 import sys
 from typing import Any
 
-__all__ = ["BYTES_KEY", "FLOAT_KEY", "FLOAT_NAMES", "LineWriter", "NotJson", "dumps", "dumps_exact", "untag"]
+__all__ = [
+    "BYTES_KEY",
+    "FLOAT_KEY",
+    "FLOAT_NAMES",
+    "LineWriter",
+    "NotJson",
+    "dumps",
+    "dumps_exact",
+    "untag",
+]
 
 #: The key that stands for bytes in JSON output: ``{"$base64": "aGk="}``.
 BYTES_KEY = "$base64"

@@ -36,6 +36,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from flume import fs
 from flume.db import Flume
 from flume.errors import DirectoryNotFoundError, FlumeError, FormatError, PermissionDeniedError
 from flume.logs.base import BaseLog
@@ -111,7 +112,8 @@ class VerifyReport:
         if log.ok:
             span = f"seqs 0..{log.since}" if log.since >= 0 else "empty"
             out.append(
-                f"log: ok, {log.entries:,} entries ({span}), {_size(log.file_bytes)} on disk"
+                f"log: ok, {log.entries:,} entries ({span}), "
+                f"{fs.human_size(log.file_bytes)} on disk"
             )
         else:
             out.extend(f"log: DAMAGED: {p}" for p in log.problems)
@@ -133,7 +135,9 @@ class VerifyReport:
         return out
 
 
-def verify(path: str | os.PathLike[str], *, views: Mapping[str, View] | None = None) -> VerifyReport:
+def verify(
+    path: str | os.PathLike[str], *, views: Mapping[str, View] | None = None
+) -> VerifyReport:
     """Check the flume database in directory ``path`` (read-only; a writer may run meanwhile).
 
     Args:
@@ -192,7 +196,12 @@ def _scan_in_child(log_dir: str) -> dict[str, Any]:
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys, flume.verify as v; v._child_main(sys.argv[1])", log_dir],
+        [
+            sys.executable,
+            "-c",
+            "import sys, flume.verify as v; v._child_main(sys.argv[1])",
+            log_dir,
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -203,7 +212,8 @@ def _scan_in_child(log_dir: str) -> dict[str, Any]:
             name = signal.Signals(-proc.returncode).name
         except ValueError:
             name = f"signal {-proc.returncode}"
-        return {"problems": [f"reading the log killed the reading process ({name}): the file is damaged"]}
+        killed = f"reading the log killed the reading process ({name}): the file is damaged"
+        return {"problems": [killed]}
     try:
         result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -265,7 +275,9 @@ def check_views(
     except PermissionDeniedError:
         raise
     except FlumeError as e:
-        return [ViewReport("*", "all", "damaged", detail=f"the views database cannot be opened: {e}")]
+        return [ViewReport(
+            "*", "all", "damaged", detail=f"the views database cannot be opened: {e}"
+        )]
     reports: list[ViewReport] = []
     try:
         store.catch_up()
@@ -313,7 +325,9 @@ def check_views(
                 continue
             reports.append(_check_one(directory, name, kind, since, view, store))
         for name in sorted(given):
-            reports.append(ViewReport(name, given[name].kind, "skipped", detail="not stored in this database"))
+            reports.append(ViewReport(
+                name, given[name].kind, "skipped", detail="not stored in this database"
+            ))
     finally:
         store.close()
     return reports
@@ -344,7 +358,9 @@ def _check_one(
     try:
         n, difference = _compare(store.family(name), memory.family(name))
     except FlumeError as e:
-        return ViewReport(name, kind, "damaged", since, detail=f"its stored entries cannot be read: {e}")
+        return ViewReport(
+            name, kind, "damaged", since, detail=f"its stored entries cannot be read: {e}"
+        )
     if difference is not None:
         return ViewReport(name, kind, "damaged", since, n, detail=difference)
     return ViewReport(name, kind, "ok", since, n)
@@ -367,7 +383,9 @@ def _compare(stored: Family, rebuilt: Family) -> tuple[int, str | None]:
         if mine is None:
             return n, f"{where}, it lacks an entry a rebuild has (key {_hex(theirs[0])})"
         if mine[0] == theirs[0]:
-            return n, f"{where}, the entry at key {_hex(mine[0])} holds another value than a rebuild's"
+            return n, (
+                f"{where}, the entry at key {_hex(mine[0])} holds another value than a rebuild's"
+            )
         return n, (
             f"{where}, it stores key {_hex(mine[0])} where a rebuild has key {_hex(theirs[0])}"
         )
@@ -377,15 +395,3 @@ def _compare(stored: Family, rebuilt: Family) -> tuple[int, str | None]:
 def _hex(key: bytes) -> str:
     text = bytes(key).hex()
     return text if len(text) <= 48 else text[:45] + "..."
-
-
-def _size(n: int) -> str:
-    """``1234567`` -> ``"1.2 MB"`` (decimal units)."""
-    if n < 1000:
-        return f"{n:,} bytes"
-    x = float(n)
-    for unit in ("KB", "MB", "GB"):
-        x /= 1000
-        if x < 1000:
-            break
-    return f"{x:.1f} {unit}"

@@ -133,7 +133,8 @@ def test_chunks_are_canonical_whatever_the_batches() -> None:
         many.append(v)
     one.q.ready()
     many.q.ready()
-    fam = lambda db: list(db.views["q"].view.ctx.family.scan(b"\xff", None))
+    def fam(db: flume.Flume) -> list[tuple[bytes, bytes]]:
+        return list(db.views["q"].view.ctx.family.scan(b"\xff", None))
     assert fam(one) == fam(many) and fam(one)
     one.close()
     many.close()

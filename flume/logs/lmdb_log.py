@@ -22,10 +22,10 @@ import os
 import struct
 import sys
 import threading
-from itertools import islice
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, NamedTuple
 
 import lmdb
@@ -132,12 +132,16 @@ def _open_env(path: str, *, readonly: bool, map_size: int, sync: bool) -> _Share
         shared = _envs.get(path)
         if shared is None:
             try:
-                env, meta_db, log_db = _new_env(path, readonly=readonly, map_size=map_size, sync=sync)
+                env, meta_db, log_db = _new_env(
+                    path, readonly=readonly, map_size=map_size, sync=sync
+                )
             except PermissionError as e:
                 raise fs.permission_denied(e.filename or path, e.strerror or "") from None
             shared = _envs[path] = _SharedEnv(env, log_db, meta_db, readonly, sync)
         elif (shared.readonly and not readonly) or (sync and not shared.sync):
-            _reopen_env(path, shared, readonly=shared.readonly and readonly, sync=shared.sync or sync)
+            _reopen_env(
+                path, shared, readonly=shared.readonly and readonly, sync=shared.sync or sync
+            )
         shared.users += 1
         return shared
 
@@ -227,7 +231,9 @@ def _open_dbs(env: lmdb.Environment, path: str, *, create: bool) -> tuple[Any, A
         with env.begin(write=False) as txn:
             existing = txn.get(b"meta") is not None
     except lmdb.Error as e:
-        raise CorruptionError(f"{path}/data.mdb cannot be read ({e}); restore it from a copy") from None
+        raise CorruptionError(
+            f"{path}/data.mdb cannot be read ({e}); restore it from a copy"
+        ) from None
     if not existing:
         if not create:
             raise FormatError(f"{path} holds an LMDB environment but no flume log")
@@ -249,7 +255,9 @@ def _open_dbs(env: lmdb.Environment, path: str, *, create: bool) -> tuple[Any, A
         meta_db = env.open_db(b"meta", create=False)
         log_db = env.open_db(b"log", create=False)
     except lmdb.Error as e:
-        raise FormatError(f"{path} holds an LMDB environment that is not a flume log ({e})") from None
+        raise FormatError(
+            f"{path} holds an LMDB environment that is not a flume log ({e})"
+        ) from None
     with env.begin(write=False) as txn:
         raw = txn.get(b"format", db=meta_db)
     _check_format(path, raw)
@@ -674,7 +682,9 @@ class LmdbLog(BaseLog):
                         cursor = txn.cursor()
                         seq = self._next_seq(cursor)
                         for request in batch:
-                            items = [(seq_key(seq + i), data) for i, data in enumerate(request.encoded)]
+                            items = [
+                                (seq_key(seq + i), data) for i, data in enumerate(request.encoded)
+                            ]
                             _, added = cursor.putmulti(items, append=True)
                             if added != len(items):
                                 raise CorruptionError(

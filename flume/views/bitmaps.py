@@ -189,7 +189,9 @@ def _matching(
     return sorted(result.items())
 
 
-def count(family: ChunkSource, terms: Sequence[Term], upto: int, chunk_bits: int = CHUNK_BITS) -> int:
+def count(
+    family: ChunkSource, terms: Sequence[Term], upto: int, chunk_bits: int = CHUNK_BITS
+) -> int:
     """How many seqs ``<= upto`` are in every term's bitmap: a cardinality, nothing decoded.
 
     Blocks on: one range scan per term value.

@@ -680,7 +680,9 @@ class RocksStore:
             return None
         meta = codec.decode(bytes(raw))
         if not isinstance(meta, dict):
-            raise CorruptionError(f"the views database at {self.path} holds a bad record for {name!r}")
+            raise CorruptionError(
+                f"the views database at {self.path} holds a bad record for {name!r}"
+            )
         return meta
 
     def all_meta(self) -> dict[str, dict[str, Any]]:
