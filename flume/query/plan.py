@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from types import MappingProxyType
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from flume import keys
@@ -33,7 +33,7 @@ from flume.query.filters import RANGE_OPERATORS, Leaf, is_literal, range_kind
 from flume.query.paths import Path, format_path
 from flume.query.stages import FilterStage, MapStage, ParsedQuery, ReduceStage, SortStage
 
-__all__ = ["FieldConstraint", "Plan", "normalise_indexes", "plan_query"]
+__all__ = ["FieldConstraint", "Plan", "normalise_indexes", "plan_query", "rebind"]
 
 _RANGE_OPS: Final = (*RANGE_OPERATORS, "$prefix", "$is")
 _SYMBOLS: Final = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
@@ -209,6 +209,34 @@ def plan_query(parsed: ParsedQuery, indexes: Mapping[str, Sequence[Sequence[str]
         query, chosen, defs[chosen], lower, upper, covered, skip_sort, scores, constraints, exact,
         exact and _counts_all(query),
     )
+
+
+def rebind(plan: Plan, parsed: ParsedQuery) -> Plan | None:
+    """The plan of ``parsed`` made from ``plan``, the plan of a query of the same shape (the
+    same stages, operators, paths, dict keys and literal types: :mod:`flume.query.shapes`) whose
+    first filter's literal values may differ: the same index and flags, the key bounds and
+    constraints of ``parsed``'s literals. None when ``parsed`` does not fit (plan it afresh).
+
+    Every choice :func:`plan_query` makes depends on the shape alone except the bounds, so only
+    they are computed again; a choice that came to depend on a literal's value would have to
+    be recomputed here too.
+    """
+    query = parsed.without_final_sort() if plan.skip_sort else parsed
+    if not plan.constraints:
+        return replace(plan, query=query)
+    first = parsed.first_filter
+    if first is None:
+        return None
+    leaves = {leaf.path: leaf for leaf in first.leaves}
+    constraints: list[FieldConstraint] = []
+    for old in plan.constraints:
+        leaf = leaves.get(old.path)
+        new = None if leaf is None else _constraint(old.path, leaf.rule)
+        if new is None or new.kind != old.kind:
+            return None
+        constraints.append(new)
+    lower, upper = _key_range(tuple(constraints))
+    return replace(plan, query=query, lower=lower, upper=upper, constraints=tuple(constraints))
 
 
 # --- constraints and scores --------------------------------------------------------------------
