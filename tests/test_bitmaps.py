@@ -173,3 +173,22 @@ def test_cli_declares_and_lists_bitmap_fields(tmp_path: Any) -> None:
     assert json.loads(ok("query", directory, query, "--explain"))["bitmap"] == [
         'value.type == "vote"', 'value.author == "@a"']
     assert "given twice" in error("index", "bitmap", directory, "value.x", "value.x")
+
+
+def test_bitmap_plans_of_one_shape_answer_each_query_with_its_own_literals() -> None:
+    """The plan cache re-binds a query's literals into the plan of an earlier query of the same
+    shape; a bitmap plan's terms hold literal values, so each must answer for its own."""
+    db = flume.Flume(MemoryLog())
+    db.use("q", Query(indexes={}, bitmaps=["t", "a"]))
+    values = [{"t": i % 5, "a": i % 3} for i in range(200)]
+    db.append_many(values)
+    for t in range(6):
+        for a in range(4):
+            query = [{"$filter": {"t": t, "a": a}}, {"$reduce": {"$count": True}}]
+            expected = sum(1 for v in values if v["t"] == t and v["a"] == a)
+            assert db.q.explain(query)["bitmap"], query
+            assert list(db.q.read(query)) == [expected], query
+            in_query = [{"$filter": {"t": {"$in": [t, t + 1]}, "a": a}}]
+            seqs = [e.seq for e in db.q.read(in_query, seqs=True)]
+            assert seqs == [i for i, v in enumerate(values) if v["t"] in (t, t + 1) and v["a"] == a]
+    db.close()

@@ -27,9 +27,9 @@ estimates the cost of the index plan (or scan) and of the bitmap plan and keeps 
 from __future__ import annotations
 
 import json
-from types import MappingProxyType
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, Final
 
 from flume import keys
@@ -47,6 +47,7 @@ __all__ = [
     "normalise_bitmaps",
     "normalise_indexes",
     "plan_query",
+    "rebind",
 ]
 
 _RANGE_OPS: Final = (*RANGE_OPERATORS, "$prefix", "$is")
@@ -341,7 +342,8 @@ def _bitmap_terms(first: FilterStage | None, fields: tuple[Path, ...]) -> tuple[
             values = tuple(sorted({keys.encode(v) for v in shown}))
         except EncodeError:
             continue  # left to the filter, as for indexes
-        terms.append(BitmapTerm(leaf.path, field_no, values, shown, exact and not leaf.match(MISSING)))
+        exact_term = exact and not leaf.match(MISSING)
+        terms.append(BitmapTerm(leaf.path, field_no, values, shown, exact_term))
     return tuple(terms)
 
 
@@ -378,6 +380,36 @@ def _plan_index(parsed: ParsedQuery, indexes: Mapping[str, Sequence[Sequence[str
         query, chosen, defs[chosen], lower, upper, covered, skip_sort, scores, constraints, exact,
         exact and _counts_all(query),
     )
+
+
+def rebind(plan: Plan, parsed: ParsedQuery) -> Plan | None:
+    """The plan of ``parsed`` made from ``plan``, the plan of a query of the same shape (the
+    same stages, operators, paths, dict keys and literal types: :mod:`flume.query.shapes`) whose
+    first filter's literal values may differ: the same index and flags, the key bounds and
+    constraints of ``parsed``'s literals. None when ``parsed`` does not fit (plan it afresh).
+
+    Every choice :func:`plan_query` makes depends on the shape alone except the bounds, so only
+    they are computed again; a choice that came to depend on a literal's value would have to
+    be recomputed here too.
+    """
+    if plan.bitmap:
+        return None  # its bitmap terms hold the literals' values: plan it afresh
+    query = parsed.without_final_sort() if plan.skip_sort else parsed
+    if not plan.constraints:
+        return replace(plan, query=query)
+    first = parsed.first_filter
+    if first is None:
+        return None
+    leaves = {leaf.path: leaf for leaf in first.leaves}
+    constraints: list[FieldConstraint] = []
+    for old in plan.constraints:
+        leaf = leaves.get(old.path)
+        new = None if leaf is None else _constraint(old.path, leaf.rule)
+        if new is None or new.kind != old.kind:
+            return None
+        constraints.append(new)
+    lower, upper = _key_range(tuple(constraints))
+    return replace(plan, query=query, lower=lower, upper=upper, constraints=tuple(constraints))
 
 
 # --- constraints and scores --------------------------------------------------------------------

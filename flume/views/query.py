@@ -11,22 +11,20 @@ rebuilds them from the keys alone — and runs the whole query over them.
 from __future__ import annotations
 
 import operator
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from flume import keys
 from flume.entry import Entry
-from flume.codec import MAX_DEPTH
-from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError, QueryError
+from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError
 from flume.keys import MISSING, SEQ_BYTES, seq_key, seq_of
-from flume.query import ParsedQuery, compile_live, execute, parse_query, plan_query
+from flume.query import ParsedQuery, compile_live, execute
 from flume.query.indexkeys import decode_index_key, index_entry
 from flume.query.paths import Path
 from flume.query.plan import Plan, normalise_bitmaps, normalise_indexes
-from flume.views import bitmaps as bitmaps_store
+from flume.query.shapes import PlanCache
 from flume.ranges import check_bool, check_limit
+from flume.views import bitmaps as bitmaps_store
 from flume.views.base import (
     FamilyBatch,
     View,
@@ -35,16 +33,6 @@ from flume.views.base import (
     snapshot_read,
     with_values,
 )
-
-_PLAN_CACHE = 256
-# The types whose repr tells every two values of them apart that a query may tell apart
-# (1, True and 1.0 have three reprs): the plan cache is keyed on the repr of queries made of
-# these alone.
-_PLAIN_TYPES = frozenset({dict, list, tuple, str, int, float, bool, type(None), bytes})
-# Queries larger than this (in items) are planned afresh each time: walking them to make a key
-# costs about what planning them does.
-_CACHE_KEY_NODES = 4096
-
 
 _SEQ_SUFFIX = operator.itemgetter(slice(-SEQ_BYTES, None))
 
@@ -78,19 +66,22 @@ class Query(View):
         super().__init__(version)
         self.indexes: dict[str, tuple[Path, ...]] = normalise_indexes(indexes)
         if len(self.indexes) > 255:
-            raise InvalidArgumentError(f"a Query view holds at most 255 indexes, not {len(self.indexes)}")
+            raise InvalidArgumentError(
+                f"a Query view holds at most 255 indexes, not {len(self.indexes)}"
+            )
         self.bitmaps: tuple[Path, ...] = normalise_bitmaps(bitmaps)
         self.chunk_bits = bitmaps_store.CHUNK_BITS
         self._prefixes = {name: bytes([i]) for i, name in enumerate(self.indexes)}
-        self._plans: OrderedDict[str, tuple[ParsedQuery, Plan]] = OrderedDict()
-        self._plans_lock = threading.Lock()
+        self._plans = PlanCache(self.indexes, self.bitmaps)
 
     @classmethod
     def from_definition(cls, definition: dict[str, Any], version: int = 1) -> Query:
         """The Query view a stored :meth:`definition` describes."""
         indexes = definition.get("indexes")
         if not isinstance(indexes, dict):
-            raise InvalidTypeError(f"a Query definition holds {{'indexes': {{...}}}}, not {definition!r:.80}")
+            raise InvalidTypeError(
+                f"a Query definition holds {{'indexes': {{...}}}}, not {definition!r:.80}"
+            )
         return cls(indexes, version=version, bitmaps=definition.get("bitmaps", ()))
 
     def definition(self) -> dict[str, Any]:
@@ -135,35 +126,14 @@ class Query(View):
         return {"view": self.ctx.name, **self._plan(query)[1].explain()}
 
     def _plan(self, query: Any) -> tuple[ParsedQuery, Plan]:
-        """Parse and plan ``query``, remembering the last few (thread-safe): an app asks the
-        same shapes of query again and again, and planning costs more than a small indexed
-        read.
+        """Parse and plan ``query``, re-binding the plan of an earlier query of the same shape
+        when there is one (thread-safe): an app asks the same shapes of query again and again
+        with other values, and planning costs more than a small indexed read.
 
         Raises:
             QueryError: a malformed query.
         """
-        key = _cache_key(query)
-        if key is not None:
-            with self._plans_lock:
-                cached = self._plans.get(key)
-                if cached is not None:
-                    self._plans.move_to_end(key)
-                    return cached
-        parsed = parse_query(query)
-        try:
-            planned = (parsed, plan_query(parsed, self.indexes, self.bitmaps))
-        except RecursionError:
-            raise QueryError(
-                f"the query is nested too deeply to plan here (flume accepts queries up to "
-                f"{MAX_DEPTH} lists/dicts deep, stack permitting): flatten it",
-                "query",
-            ) from None
-        if key is not None:
-            with self._plans_lock:
-                self._plans[key] = planned
-                while len(self._plans) > _PLAN_CACHE:
-                    self._plans.popitem(last=False)
-        return planned
+        return self._plans.plan(query)
 
     def read(
         self,
@@ -192,7 +162,9 @@ class Query(View):
         parsed, plan = self._plan(query)
         if live:
             if reverse:
-                raise InvalidArgumentError("a live read goes forwards: use reverse=False with live=True")
+                raise InvalidArgumentError(
+                    "a live read goes forwards: use reverse=False with live=True"
+                )
             live_fn = compile_live(parsed)
         # Fail now, not at the first next(), on options execute() rejects.
         execute(plan.query, (), reverse=reverse, limit=limit, seqs=seqs)
@@ -253,8 +225,9 @@ class Query(View):
     ) -> Iterator[tuple[int, Any]]:
         """``(seq, value)`` pairs with seq <= ``upto`` in the plan's read order."""
         if plan.bitmap:
-            matches = bitmaps_store.seqs(self.ctx.family, plan.bitmap, upto, reverse, self.chunk_bits)
-            for seq, _, value in with_values(((s, None) for s in matches), self.ctx.get_values, limit):
+            family, get_values = self.ctx.family, self.ctx.get_values
+            matches = bitmaps_store.seqs(family, plan.bitmap, upto, reverse, self.chunk_bits)
+            for seq, _, value in with_values(((s, None) for s in matches), get_values, limit):
                 yield seq, value
             return
         if plan.index is None:
@@ -271,31 +244,3 @@ class Query(View):
         seqs = ((seq, None) for key, _ in scan if (seq := seq_of(key)) <= upto)
         for seq, _, value in with_values(seqs, self.ctx.get_values, limit):
             yield seq, value
-
-
-def _cache_key(query: Any) -> str | None:
-    """The plan cache's key for ``query``: its repr, when that tells it apart from every query
-    that means something else (plain types only: ``1``, ``True`` and ``1.0`` have three
-    reprs); None, not cached, for other queries and for very large or cyclic ones."""
-    budget = _CACHE_KEY_NODES
-    plain = _PLAIN_TYPES
-    stack = [query]
-    pop, extend = stack.pop, stack.extend
-    while stack:
-        item = pop()
-        t = type(item)
-        if t not in plain:
-            return None
-        if t is dict:
-            budget -= len(item)
-            extend(item)
-            extend(item.values())
-        elif t is list or t is tuple:
-            budget -= len(item)
-            extend(item)
-        if budget < 0:
-            return None
-    try:
-        return repr(query)
-    except RecursionError:
-        return None
