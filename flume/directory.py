@@ -83,16 +83,12 @@ def check_directory(directory: str, readonly: bool) -> None:
 def open_views_store(path: str, readonly: bool) -> Store:
     """The views database at ``path`` (``<dir>/views``); for a reader, an empty stand-in while
     the writer has not created it (the reader switches over once it exists)."""
-    current = os.path.join(path, "CURRENT")
-    if readonly and fs.stat(current) is None:
+    if readonly and not RocksStore.exists(path):
         return MemoryStore(readonly=True)
     secondaries = os.path.join(os.path.dirname(path), "readers")
     damage: Exception
-    if os.path.isdir(path) and fs.stat(current) is None and any(
-        name.startswith("MANIFEST-") or name.endswith(".sst") for name in fs.listdir(path)
-    ):
-        # RocksDB would start a new database here and delete the old files as obsolete.
-        damage = CorruptionError(f"{current} is missing")
+    if RocksStore.lost_current(path):
+        damage = CorruptionError(f"{os.path.join(path, 'CURRENT')} is missing")
     else:
         try:
             return RocksStore(path, readonly=readonly, secondaries=secondaries)

@@ -512,6 +512,21 @@ class RocksStore:
         return fs.stat(os.path.join(os.fspath(path), "CURRENT")) is not None
 
     @staticmethod
+    def lost_current(path: str | os.PathLike[str]) -> bool:
+        """Whether the views database at ``path`` lost its CURRENT file while its other files
+        remain: RocksDB would start a new database there and delete them as obsolete.
+
+        Raises:
+            PermissionDeniedError: a directory on the way cannot be searched.
+        """
+        path = os.fspath(path)
+        return (
+            not RocksStore.exists(path)
+            and os.path.isdir(path)
+            and any(n.startswith("MANIFEST-") or n.endswith(".sst") for n in fs.listdir(path))
+        )
+
+    @staticmethod
     def check_files(path: str | os.PathLike[str]) -> str | None:
         """The damage to the files of the views database at ``path`` that opening a read-only
         store does not report, as a sentence; None when there is none (or no database).
@@ -529,9 +544,7 @@ class RocksStore:
         """
         path = os.fspath(path)
         if not RocksStore.exists(path):
-            if os.path.isdir(path) and any(
-                n.startswith("MANIFEST-") or n.endswith(".sst") for n in fs.listdir(path)
-            ):
+            if RocksStore.lost_current(path):
                 return (
                     f"the views database at {path} has lost its CURRENT file (opening the "
                     "database for writing moves it aside and rebuilds the views)"
