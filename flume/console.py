@@ -222,7 +222,9 @@ def parse_path_arg(text: str) -> list[str]:
 
 
 def format_path_arg(path: Sequence[str]) -> str:
-    """``["value", "author"]`` -> ``value.author`` (a JSON list when a key holds a dot)."""
+    """``["value", "author"]`` -> ``value.author`` (a JSON list when a key holds a dot): a
+    PATH argument that :func:`parse_path_arg` reads back. Not ``query.paths.format_path``,
+    which writes a position in a value for people (``value[0].x``) and is not read back."""
     if all(s and "." not in s and not s.startswith("[") for s in path):
         return ".".join(path)
     return json.dumps(list(path), ensure_ascii=False)
