@@ -721,6 +721,19 @@ def query(directory: str, query_text: str, explain: bool, view_name: str | None,
 # -- index add / list / drop -------------------------------------------------------------------
 
 
+def _query_view_to_change(
+    db: flume.Flume, view_name: str
+) -> tuple[flume.MountedView | None, dict[str, list[list[str]]], int]:
+    """The Query view ``view_name`` an index command changes (None: it will be created), its
+    indexes and its version; exits with an error when that name holds another kind of view."""
+    existing = db.views.get(view_name)
+    if existing is not None and existing.view.kind != "query":
+        fail(f"view {view_name!r} is a {existing.view.kind} view, not a Query view")
+    indexes = _indexes_of(existing) if existing is not None else {}
+    version = existing.view.version if existing is not None else 1
+    return existing, indexes, version
+
+
 def _bitmaps_of(view: flume.MountedView | None) -> list[list[str]]:
     definition = view.view.definition() if view is not None else None
     bitmaps = definition.get("bitmaps", []) if isinstance(definition, dict) else []
@@ -768,11 +781,7 @@ def index_add(directory: str, name: str, paths: tuple[str, ...], view_name: str)
     fields = [parse_path_arg(p) for p in paths]
     db = open_db(directory, write=True)
     try:
-        existing = db.views.get(view_name)
-        if existing is not None and existing.view.kind != "query":
-            fail(f"view {view_name!r} is a {existing.view.kind} view, not a Query view")
-        indexes = _indexes_of(existing) if existing is not None else {}
-        version = existing.view.version if existing is not None else 1
+        existing, indexes, version = _query_view_to_change(db, view_name)
         if name in indexes:
             if indexes[name] == fields:
                 click.echo(f"index {name} already exists in view {view_name!r}", err=True)
@@ -806,11 +815,7 @@ def index_bitmap(directory: str, paths: tuple[str, ...], view_name: str) -> None
     fields = [parse_path_arg(p) for p in paths]
     db = open_db(directory, write=True)
     try:
-        existing = db.views.get(view_name)
-        if existing is not None and existing.view.kind != "query":
-            fail(f"view {view_name!r} is a {existing.view.kind} view, not a Query view")
-        indexes = _indexes_of(existing) if existing is not None else {}
-        version = existing.view.version if existing is not None else 1
+        existing, indexes, version = _query_view_to_change(db, view_name)
         bitmaps = _bitmaps_of(existing)
         new = [f for f in fields if f not in bitmaps]
         if not new:
