@@ -439,7 +439,7 @@ class Flume:
         if meta is not None and meta.get("fingerprint") == fingerprint:
             since = int(meta.get("since", -1))
         mounted = Mount(name=name, view=view, since=Obv(since), fingerprint=fingerprint,
-                           stored=stored)
+                        stored=stored, reached_end=since >= self.log.since.value)
         if self._indexing and (since == -1 or since > self.log.since.value):
             # Changed definition, version or kind (or a record from before fingerprints); or
             # ahead of the log (it lost appends a non-durable commit had not flushed); or never
@@ -447,6 +447,7 @@ class Flume:
             # batch, so a Query view declared on an empty log is mounted by every later open.
             self._store.reset({name: self._meta(mounted, -1)})
             mounted.since.set(-1)
+            mounted.reached_end = self.log.since.value < 0
         view.open(self._context(mounted))
         previous = self._mounted.get(name)
         if previous is not None:
@@ -719,6 +720,7 @@ class Flume:
                 mounted = self._mounted[n]
                 mounted.view.reset()
                 mounted.error = None
+                mounted.reached_end = False
                 mounted.since.set(-1)
         self._indexer.wake()
         for n in names:

@@ -145,8 +145,8 @@ class Indexer:
         Views catching up a little ahead of the lowest group (views declared one after the
         other on a long log: within about CONVOY_SECONDS of its work) wait for it instead: it reads
         up to exactly where they are, so they merge into one group and the rest of the log is
-        read and decoded once for all of them, not once per view. Views caught up with the
-        log never wait.
+        read and decoded once for all of them, not once per view. A view that has reached the
+        log's end since it was mounted or rebuilt never waits.
         """
         with self._lock:
             target = self._last()
@@ -171,9 +171,13 @@ class Indexer:
                 if None in rates
                 else int(CONVOY_SECONDS * min(r for r in rates if r is not None))
             )
+            # The rate times the views' work alone, not the read and decoding: bounded.
+            reach = min(reach, CONVOY_STEPS * MAX_CHUNK)
+            # A view that has reached the log's end never waits (it has only a burst of new
+            # appends to index, and its reads must not wait for another view's catch-up).
             waiting = [
                 g for g in groups[:-1]
-                if target - g[0].since.value > GROUP_SPAN and g[-1].since.value - bottom <= reach
+                if not any(m.reached_end for m in g) and g[-1].since.value - bottom <= reach
             ]
             active = [g for g in groups if not any(g is w for w in waiting)]
             # The lowest group stops where the nearest waiting group is, to merge with it.
@@ -246,6 +250,8 @@ class Indexer:
             self._fail(mount, entries[0][0], e, "its batch could not be written")
             return
         mount.view.commit()
+        if last >= self._last():
+            mount.reached_end = True
         mount.since.set(last)
         self._space_backoff = SPACE_RETRY_FIRST_SECONDS
 

@@ -28,6 +28,8 @@ class Mount:
     chunk: int = 64
     # Entries per second of its last batch (None until it has indexed one).
     rate: float | None = None
+    # Whether it has reached the log's end since it was mounted or rebuilt.
+    reached_end: bool = False
 
     def state(self, caught_up: bool) -> str:
         """``ready``, ``indexing``, ``failed``, or ``waiting: disk full``, as ``status()``
