@@ -69,18 +69,18 @@ def query_shape(query: Any) -> tuple[tuple[Any, ...], Any] | None:
                 if i == 0 and type(stage) is dict and len(stage) == 1 and "$filter" in stage:
                     first = stage["$filter"]
                     tokens += (dict, 1, "$filter")
-                    _rule(first, tokens, budget)
+                    _walk(first, tokens, budget, True)
                 else:
-                    _verbatim(stage, tokens, budget)
+                    _walk(stage, tokens, budget, False)
         elif t is dict and len(query) == 1 and "$filter" in query:
             first = query["$filter"]
             tokens += (dict, 1, "$filter")
-            _rule(first, tokens, budget)
+            _walk(first, tokens, budget, True)
         elif t is dict and not any(map(is_operator, query)):
             first = query  # a lone filter dict
-            _rule(first, tokens, budget)
+            _walk(first, tokens, budget, True)
         else:
-            _verbatim(query, tokens, budget)
+            _walk(query, tokens, budget, False)
     except (_Unshapeable, RecursionError):
         return None
     return tuple(tokens), first
@@ -101,44 +101,27 @@ def _scalar(value: Any) -> tuple[type, Any]:
     return (t, repr(value)) if t is float else (t, value)
 
 
-def _verbatim(item: Any, tokens: list[Any], budget: list[int]) -> None:
-    """Append ``item``, a part of the query outside the first filter's literals, as written."""
+def _walk(item: Any, tokens: list[Any], budget: list[int], abstract: bool) -> None:
+    """Append ``item``: with ``abstract``, a first-filter rule with its literal values
+    abstracted to their types (the arguments of ``_VERBATIM_ARGS`` operators as written);
+    otherwise as written."""
     t = type(item)
     if t is dict:
         tokens += (dict, len(item))
         _spend(budget, len(item))
         for k, v in item.items():
             tokens.append(_scalar(k))
-            _verbatim(v, tokens, budget)
+            _walk(v, tokens, budget, abstract and k not in _VERBATIM_ARGS)
     elif t is list or t is tuple:
         tokens += (t, len(item))
         _spend(budget, len(item))
         for v in item:
-            _verbatim(v, tokens, budget)
-    else:
+            _walk(v, tokens, budget, abstract)
+    elif not abstract:
         tokens.append(_scalar(item))
-
-
-def _rule(rule: Any, tokens: list[Any], budget: list[int]) -> None:
-    """Append a first-filter rule with its literal values abstracted to their types."""
-    t = type(rule)
-    if t is dict:
-        tokens += (dict, len(rule))
-        _spend(budget, len(rule))
-        for k, v in rule.items():
-            tokens.append(_scalar(k))
-            if k in _VERBATIM_ARGS:
-                _verbatim(v, tokens, budget)
-            else:
-                _rule(v, tokens, budget)
-    elif t is list or t is tuple:
-        tokens += (t, len(rule))
-        _spend(budget, len(rule))
-        for v in rule:
-            _rule(v, tokens, budget)
     elif t is int:
         try:
-            encode(rule)
+            encode(item)
         except EncodeError:
             tokens.append(_BIG_INT)
         else:
