@@ -179,16 +179,19 @@ class Indexer:
                 g for g in groups[:-1]
                 if not any(m.reached_end for m in g) and g[-1].since.value - bottom <= reach
             ]
-            active = [g for g in groups if not any(g is w for w in waiting)]
+            active = [g for g in groups if all(g is not w for w in waiting)]
             # The lowest group stops where the nearest waiting group is, to merge with it.
-            stop = {id(lowest): waiting[-1][-1].since.value} if waiting else {}
-            first = active[0]
-            self._index_group(first, stop.get(id(first), target))
+            stop = waiting[-1][-1].since.value if waiting else target
+
+            def end(group: list[Mount]) -> int:
+                return stop if group is lowest else target
+
+            self._index_group(active[0], end(active[0]))
             others = active[1:]
             if others and not self._closing:
                 self._turn = (self._turn + 1) % len(others)
                 group = others[self._turn]
-                self._index_group(group, stop.get(id(group), target))
+                self._index_group(group, end(group))
             return True
 
     def _index_group(self, views: list[Mount], target: int) -> None:
