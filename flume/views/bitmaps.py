@@ -127,13 +127,14 @@ def add_entries(
 
 def _value_chunks(
     family: ChunkSource, field: int, encoded: bytes, last_chunk: int
-) -> Iterator[tuple[int, BitMap]]:
-    """The chunks ``<= last_chunk`` of one value's bitmap, ascending: ``(chunk, bitmap)``."""
+) -> Iterator[tuple[int, bytes]]:
+    """The chunks ``<= last_chunk`` of one value's bitmap, ascending: ``(chunk, serialized
+    bitmap)`` (deserialized only by a caller that keeps the chunk)."""
     prefix = field_prefix(field) + encoded
     start = len(prefix)
     # Chunks are below 2**(64 - chunk_bits): the next one always has an 8-byte key.
     for key, raw in family.scan(prefix, prefix + seq_key(last_chunk + 1)):
-        yield int.from_bytes(key[start:], "big"), BitMap.deserialize(bytes(raw))
+        yield int.from_bytes(key[start:], "big"), bytes(raw)
 
 
 def _term_chunks(
@@ -143,9 +144,10 @@ def _term_chunks(
     A field's values hold disjoint seqs, so the union of one chunk is their sum."""
     out: dict[int, BitMap] = {}
     for encoded in term.values:
-        for chunk, bitmap in _value_chunks(family, term.field, encoded, last_chunk):
+        for chunk, raw in _value_chunks(family, term.field, encoded, last_chunk):
             if only is not None and chunk not in only:
                 continue
+            bitmap = BitMap.deserialize(raw)
             held = out.get(chunk)
             if held is None:
                 out[chunk] = bitmap
