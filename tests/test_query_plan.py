@@ -480,3 +480,19 @@ def test_index_definitions() -> None:
         normalise_indexes({1: [["a"]]})
     with pytest.raises(InvalidArgumentError):
         normalise_indexes({"a": []})
+
+
+def test_a_rebound_plan_keeps_every_field_it_does_not_rebind() -> None:
+    import dataclasses
+
+    from flume.query.plan import _rebound
+
+    parsed = parse_query({"a": 1})
+    values: dict[str, Any] = {}
+    for i, f in enumerate(dataclasses.fields(Plan)):
+        values[f.name] = {"query": parsed, "scores": {"x": i}, "costs": {"x": float(i)}}.get(
+            f.name, f"field {i}"
+        )
+    plan = Plan(**values)
+    again = _rebound(plan, plan.query, plan.lower, plan.upper, plan.constraints)
+    assert again == plan

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from test_query_invariant import MemoryIndexes, canon, cases, has_collect, scan_run
 
 from flume.errors import EncodeError
-from flume.keys import encode
+from flume.keys import MISSING, encode
 from flume.query import execute, parse_query, plan_query
 from flume.query.plan import normalise_indexes
 from flume.query.shapes import PlanCache, query_shape
@@ -78,8 +78,10 @@ def test_rebound_plan_equals_fresh_plan_and_scan(case: tuple[Any, ...], seed: in
         assert query_shape(query) is not None
         parsed, plan = cache.plan(query)
         assert len(cache) == shapes  # served from the cache
-        fresh = plan_query(parse_query(query), defs)
+        fresh_parsed = parse_query(query)
+        fresh = plan_query(fresh_parsed, defs)
         assert _explained(plan) == _explained(fresh)
+        _assert_same_first_filter(parsed, fresh_parsed, values)
         for reverse in (False, True):
             entries = memory.read(plan, reverse=reverse)
             got = list(execute(plan.query, entries, reverse=reverse, limit=limit))
@@ -93,6 +95,28 @@ def test_rebound_plan_equals_fresh_plan_and_scan(case: tuple[Any, ...], seed: in
                 assert sorted(map(repr, got_c)) == sorted(map(repr, exp_c))
             else:
                 assert len(got_c) == len(exp_c)
+
+
+def _at(value: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return MISSING
+        value = value[key]
+    return value
+
+
+def _assert_same_first_filter(bound: Any, fresh: Any, values: Any) -> None:
+    """The re-bound first filter (maybe compiled only when called) is the fresh one."""
+    a, b = bound.first_filter, fresh.first_filter
+    assert repr(a.rule) == repr(b.rule) and a.position == b.position
+    assert [(x.path, repr(x.rule), x.position) for x in a.leaves] == [
+        (x.path, repr(x.rule), x.position) for x in b.leaves
+    ]
+    for v in values:
+        assert a.match(v) == b.match(v)
+        for x, y in zip(a.leaves, b.leaves):
+            assert x.match(_at(v, x.path)) == y.match(_at(v, y.path))
+        assert all(x.match(MISSING) == y.match(MISSING) for x, y in zip(a.leaves, b.leaves))
 
 
 def test_literal_types_make_different_shapes() -> None:

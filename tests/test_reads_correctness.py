@@ -367,3 +367,36 @@ def test_deep_queries_are_answered_or_refused_naming_the_limit(depth: int) -> No
                 # Within the limit: answered, whatever the query's shape.
                 list(db.q.read(query))
                 db.q.explain(query)
+
+
+# -- issue 14: the exact-range read of a few values -----------------------------------------------
+
+
+def test_exact_limited_read_is_the_snapshot_the_read_began_on(db: flume.Flume) -> None:
+    db.use("q", Query(indexes={"author_ts": [["author"], ["ts"]]}))
+    db.append_many([{"author": a, "ts": t} for t in range(30) for a in ("x", "y")])
+    query = {"$filter": {"author": "x"}}
+    assert db.q.explain(query)["exact"]
+    stream = db.q.read(query, reverse=True, limit=5, seqs=True)
+    db.append_many([{"author": "x", "ts": 100 + t} for t in range(5)])
+    db.q.ready()  # indexed before the first next(): not part of this read
+    got = list(stream)
+    assert [e.value["ts"] for e in got] == [29, 28, 27, 26, 25]
+    assert all(db.get(e.seq) == e.value for e in got)
+    for limit in (0, 1, 34, 35, 36, 1024):
+        for reverse in (False, True):
+            expected = _scan(db, query, reverse=reverse, limit=limit)
+            assert list(db.q.read(query, reverse=reverse, limit=limit)) == expected
+    assert list(db.q.read({"author": "z"}, limit=10)) == []
+
+
+def test_a_cached_exact_shape_still_filters_live_entries(db: flume.Flume) -> None:
+    db.use("q", Query(indexes={"author": [["author"]]}))
+    db.append_many([{"author": a} for a in "xyz"])
+    assert list(db.q.read({"$filter": {"author": "x"}}, limit=10)) == [{"author": "x"}]
+    # Same shape, other literal: served from the cache, its filter compiled only when run live.
+    stream = db.q.read({"$filter": {"author": "y"}}, live=True, seqs=True)
+    db.append_many([{"author": a} for a in "xyzy"])
+    got = [next(stream) for _ in range(3)]
+    stream.close()
+    assert [(e.seq, e.value["author"]) for e in got] == [(1, "y"), (4, "y"), (6, "y")]

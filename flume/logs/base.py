@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from flume import codec
 from flume.entry import Entry
@@ -202,12 +202,14 @@ class BaseLog:
             NotFoundError: one of them is not in the log.
         """
         self._check_open()
-        pairs = []
-        for seq, raw in zip(seqs, self._get_raw_many(seqs)):
-            if raw is None:
-                raise self._not_found(seq)
-            pairs.append((seq, raw))
-        return [value for _, value in decode_entries(pairs, self.dir)]
+        found = self._get_raw_many(seqs)
+        if None in found:
+            raise self._not_found(seqs[found.index(None)])
+        raws = cast("list[bytes]", found)
+        try:
+            return list(map(_decode_fast, raws))  # one C call per value in the common case
+        except Exception:
+            return [value for _, value in decode_entries(list(zip(seqs, raws)), self.dir)]
 
     def _get_raw_many(self, seqs: Sequence[int]) -> list[bytes | None]:
         return [self._get_raw(seq) for seq in seqs]

@@ -516,9 +516,14 @@ class LmdbLog(BaseLog):
             self._end_read(txn)
 
     def _get_raw_many(self, seqs: Sequence[int]) -> list[bytes | None]:
-        with self._read_txn() as txn:
+        txn = self._begin_read()  # as in _get_raw: the lookups of a small read are this cheap
+        try:
             get = txn.get
             return [get(seq_key(seq)) if seq >= 0 else None for seq in seqs]
+        except _DAMAGE as e:
+            raise self._damaged(e) from None
+        finally:
+            self._end_read(txn)
 
     def read_raw(self, start: int, end: int, reverse: bool, n: int) -> list[tuple[int, bytes]]:
         if start > end or n <= 0:

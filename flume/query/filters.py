@@ -34,7 +34,14 @@ from flume.query.values import (
     is_string,
 )
 
-__all__ = ["RANGE_OPERATORS", "CompiledFilter", "Leaf", "compile_filter", "is_literal"]
+__all__ = [
+    "RANGE_OPERATORS",
+    "CompiledFilter",
+    "Leaf",
+    "compile_filter",
+    "compile_filter_later",
+    "is_literal",
+]
 
 RANGE_OPERATORS: Final = ("$gt", "$gte", "$lt", "$lte")
 _OPERATORS: Final = frozenset(
@@ -75,6 +82,33 @@ def compile_filter(rule: Any, position: str) -> CompiledFilter:
     leaves: list[Leaf] = []
     match = _compile(rule, position, (), leaves)
     return CompiledFilter(rule, match, tuple(leaves))
+
+
+def compile_filter_later(rule: Any, position: str, like: tuple[Leaf, ...]) -> CompiledFilter:
+    """``compile_filter(rule, position)`` for a rule of the same shape as one that compiled
+    into the leaves ``like`` (:mod:`flume.query.shapes`): its leaves are at the same paths and
+    positions, and every matcher compiles at its first call. A read whose key range already
+    decides the filter never calls them, and compiling costs more than such a read's lookup.
+    """
+    leaves = []
+    for leaf in like:
+        at_path = rule
+        for key in leaf.path:  # a leaf's path is the chain of dict keys down the rule
+            at_path = at_path[key]
+        leaves.append(Leaf(leaf.path, at_path, _later(at_path, leaf.position, None), leaf.position))
+    return CompiledFilter(rule, _later(rule, position, ()), tuple(leaves))
+
+
+def _later(rule: Any, position: str, path: Path | None) -> Matcher:
+    compiled: Matcher | None = None
+
+    def match(v: Any) -> bool:
+        nonlocal compiled
+        if compiled is None:
+            compiled = _compile(rule, position, path, [] if path is not None else None)
+        return compiled(v)
+
+    return match
 
 
 def is_literal(rule: Any) -> bool:

@@ -396,7 +396,7 @@ def rebind(plan: Plan, parsed: ParsedQuery) -> Plan | None:
         return None  # its bitmap terms hold the literals' values: plan it afresh
     query = parsed.without_final_sort() if plan.skip_sort else parsed
     if not plan.constraints:
-        return replace(plan, query=query)
+        return _rebound(plan, query, plan.lower, plan.upper, ())
     first = parsed.first_filter
     if first is None:
         return None
@@ -409,7 +409,21 @@ def rebind(plan: Plan, parsed: ParsedQuery) -> Plan | None:
             return None
         constraints.append(new)
     lower, upper = _key_range(tuple(constraints))
-    return replace(plan, query=query, lower=lower, upper=upper, constraints=tuple(constraints))
+    return _rebound(plan, query, lower, upper, tuple(constraints))
+
+
+def _rebound(
+    plan: Plan,
+    query: ParsedQuery,
+    lower: bytes,
+    upper: bytes | None,
+    constraints: tuple[FieldConstraint, ...],
+) -> Plan:
+    # dataclasses.replace() costs 5 µs on this many fields, a tenth of a small indexed read.
+    return Plan(
+        query, plan.index, plan.paths, lower, upper, plan.covered, plan.skip_sort, plan.scores,
+        constraints, plan.exact, plan.count_keys, plan.bitmap, plan.cost, plan.costs,
+    )
 
 
 # --- constraints and scores --------------------------------------------------------------------

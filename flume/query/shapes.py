@@ -24,7 +24,7 @@ from typing import Any, Final
 from flume.codec import MAX_DEPTH
 from flume.errors import EncodeError, QueryError
 from flume.keys import encode
-from flume.query.filters import compile_filter
+from flume.query.filters import compile_filter, compile_filter_later
 from flume.query.parse import parse_query
 from flume.query.paths import Path, is_operator
 from flume.query.plan import Plan, plan_query, rebind
@@ -204,10 +204,15 @@ def _bind(cached: tuple[ParsedQuery, Plan], rule: Any) -> tuple[ParsedQuery, Pla
     first = parsed.first_filter
     if first is None:
         return cached  # nothing in the query was abstracted: it is the cached one
-    try:
-        compiled = compile_filter(rule, first.position)
-    except RecursionError:
-        return None  # deeper than this thread's stack: let parse_query say so
+    if plan.exact and not plan.scan:
+        # The key range decides this filter, so reads never run it: compile it only if
+        # something does (a live read). Its validity is the shape's, which compiled.
+        compiled = compile_filter_later(rule, first.position, first.leaves)
+    else:
+        try:
+            compiled = compile_filter(rule, first.position)
+        except RecursionError:
+            return None  # deeper than this thread's stack: let parse_query say so
     stage = FilterStage(first.position, rule, compiled.match, compiled.leaves)
     bound = ParsedQuery((stage, *parsed.stages[1:]), ({"$filter": rule}, *parsed.source[1:]))
     new_plan = rebind(plan, bound)

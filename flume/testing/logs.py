@@ -305,8 +305,17 @@ class LogConformance:
         assert log.get_many([5, 0, 11, 5]) == [values[5], values[0], values[11], values[5]]
         assert log.get_many(list(range(self.N))) == values
         for missing in ([0, self.N], [-1], [3, 10**9, 4]):
-            with pytest.raises(NotFoundError):
+            with pytest.raises(NotFoundError) as info:
                 log.get_many(missing)
+            assert f"seq {missing[1] if len(missing) > 1 else missing[0]} " in str(info.value)
+
+    def test_get_many_of_values_the_fast_decoder_refuses(self, log: Log) -> None:
+        # Non-str dict keys and tuple keys take the codec's slower path; a batch mixing them
+        # with plain values must still come back whole and in order.
+        odd = [{1: "int key"}, {(1, 2): "tuple key"}, {"plain": [1.5, None]}, {b"k": True}]
+        last = log.append_many(odd)
+        seqs = list(range(last - len(odd) + 1, last + 1))
+        assert log.get_many(seqs[::-1]) == odd[::-1]
 
     # -- stream options ------------------------------------------------------------------------
 
