@@ -1035,3 +1035,64 @@ def test_a_readers_stored_query_views_survive_the_writers_rebuild(tmp_path: Path
     writer.run("db.append(value(0)); db.rebuild(); db.close()")
     assert writer.run(f"db = flume.open({str(path)!r}); result = sorted(db.views)") == ["q"]
     assert reader.run("result = [e.seq for e in db.q.read({'$filter': {'author': '@0'}}, seqs=True)]") == [0]
+
+
+# -- bitmap indexes (issue 14) ---------------------------------------------------------------------
+
+
+def _bitmap_value(i: int) -> dict[str, Any]:
+    return {"i": i, "author": f"@{i % 7}", "kind": "vote" if i % 3 == 0 else "post"}
+
+
+def test_bitmap_answers_in_a_reader_process_follow_the_writer(tmp_path: Path, spawn: Any) -> None:
+    path = tmp_path / "db"
+    rule = {"author": "@3", "kind": "vote"}
+    count = [{"$filter": rule}, {"$reduce": {"$count": True}}]
+
+    def matching(n: int) -> list[int]:
+        return [i for i in range(n) if i % 7 == 3 and i % 3 == 0]
+
+    with flume.open(path) as db:
+        db.use("q", Query(indexes={}, bitmaps=[["author"], ["kind"]]))
+        db.append_many([_bitmap_value(i) for i in range(3000)])
+        reader = spawn(Agent)
+        reader.run(f"db = flume.open({str(path)!r}, readonly=True)")
+        plan = reader.run(f"result = db.q.explain({count!r})")
+        assert plan["bitmap"] and plan["count_keys"], plan
+        assert reader.run(f"result = list(db.q.read({count!r}))") == [len(matching(3000))]
+        newest = reader.run(f"result = [e.seq for e in db.q.read({rule!r}, reverse=True, limit=4, seqs=True)]")
+        assert newest == matching(3000)[::-1][:4]
+        # A live bitmap read in the reader, started before the writer appends more.
+        reader.run(
+            textwrap.dedent(f"""
+            got = []
+            stream = db.q.read({rule!r}, live=True, old=False, seqs=True)
+            def follow():
+                for e in stream:
+                    got.append(e.seq)
+                    if len(got) == {len(matching(4000)) - len(matching(3000))}:
+                        break
+            follower = threading.Thread(target=follow, daemon=True)
+            follower.start()
+            time.sleep(0.2)
+            """)
+        )
+        db.append_many([_bitmap_value(i) for i in range(3000, 4000)])
+        # Read-your-writes across processes: a read begun after the append returned sees it.
+        assert reader.run(f"result = list(db.q.read({count!r}))") == [len(matching(4000))]
+        live = reader.run("follower.join(30); stream.close(); result = got")
+        assert live == matching(4000)[len(matching(3000)):]
+        assert list(db.q.read(count)) == [len(matching(4000))]
+
+
+def test_a_live_bitmap_read_yields_only_new_matches(tmp_path: Path) -> None:
+    with flume.open(tmp_path / "db") as db:
+        db.use("q", Query(indexes={}, bitmaps=[["author"], ["kind"]]))
+        db.append_many([_bitmap_value(i) for i in range(100)])
+        rule = {"author": {"$in": ["@1", "@2"]}, "kind": "vote"}
+        assert db.q.explain(rule)["bitmap"]
+        expected = [i for i in range(150) if i % 7 in (1, 2) and i % 3 == 0]
+        with db.q.read(rule, live=True, seqs=True) as stream:
+            db.append_many([_bitmap_value(i) for i in range(100, 150)])
+            got = [next(stream).seq for _ in expected]
+        assert got == expected
