@@ -381,13 +381,20 @@ class EntriesCheck(NamedTuple):
 
 
 class _Pending:
-    __slots__ = ("encoded", "last", "error", "done")
+    """One append waiting in the group-commit queue. Its thread blocks on ``wake`` (held from
+    creation), which is released once: when ``done`` (``last`` or ``error`` set), or when it is
+    handed the lead (``lead``) and commits the queue itself."""
+
+    __slots__ = ("encoded", "last", "error", "done", "lead", "wake")
 
     def __init__(self, encoded: list[bytes]) -> None:
         self.encoded = encoded
         self.last = -1
         self.error: BaseException | None = None
         self.done = False
+        self.lead = False
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
 
 class LmdbLog(BaseLog):
@@ -426,10 +433,14 @@ class LmdbLog(BaseLog):
         self._shared = _open_env(self._path, readonly=readonly, map_size=_map_size, sync=sync)
         self._rw = self._shared.lock
         self._sync = sync
+        # Group commit: appends queue here; one of them, the leader, commits the queue. While
+        # _committing, the queue is someone's to commit; when not, it is empty.
         self._queue: list[_Pending] = []
-        self._queue_cond = threading.Condition(threading.Lock())
+        self._queue_lock = threading.Lock()
+        self._idle = threading.Condition(self._queue_lock)  # notified when _committing ends
         self._committing = False
-        self._gathering = False
+        self._gather_wake: Any = None  # the lock a gathering leader waits on, or None
+        self._gather_want = 0
         self._last_batch = 1
         self._page_size: int = self._env.stat()["psize"]
         self.since.set(self._read_last())
@@ -629,40 +640,88 @@ class LmdbLog(BaseLog):
 
     def _commit(self, encoded: list[bytes]) -> int:
         request = _Pending(encoded)
-        with self._queue_cond:
+        with self._queue_lock:
             self._queue.append(request)
-            if self._gathering:
-                self._queue_cond.notify_all()
-            while not request.done:
-                if self._committing:
-                    self._queue_cond.wait()
-                    continue
-                # Lead: take everything queued so far and commit it in one transaction.
+            lead = not self._committing
+            if lead:
                 self._committing = True
-                self._gather()
-                batch, self._queue = self._queue, []
-                self._last_batch = len(batch)
-                self._queue_cond.release()
-                try:
-                    self._write_batch(batch)
-                finally:
-                    self._queue_cond.acquire()
-                    self._committing = False
-                    self._queue_cond.notify_all()
+            elif self._gather_wake is not None and len(self._queue) >= self._gather_want:
+                self._gather_wake.release()  # the leader has all it waits for
+                self._gather_wake = None
+        if not lead:
+            # Woken once, for this request alone: its commit is over, or it leads the next.
+            try:
+                request.wake.acquire()
+            except BaseException:
+                self._withdraw(request, leading=False)
+                raise
+            if not request.done:
+                lead = True
+        if lead:
+            self._lead(request)
         if request.error is not None:
             raise request.error
         return request.last
+
+    def _lead(self, request: _Pending) -> None:
+        """Commit the queue (which holds ``request``) in one transaction, then hand the lead to
+        the first append queued meanwhile and wake the others of the batch."""
+        try:
+            self._gather()
+        except BaseException:
+            self._withdraw(request, leading=True)
+            raise
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+        self._last_batch = len(batch)
+        try:
+            self._write_batch(batch)
+        finally:
+            self._pass_lead()
+            for other in batch:
+                if other is not request:
+                    other.wake.release()
 
     def _gather(self) -> None:
         """When the last commit carried several appenders, wait briefly (far less than an
         fsync) for as many to queue again: threads woken by that commit are still on their way
         back, and without the wait the first of them would commit alone. A lone appender never
-        waits (its last batch was 1)."""
+        waits (its last batch was 1). Only the append that completes the count wakes the
+        leader, not every one that queues."""
         want = self._last_batch
-        if want > 1 and len(self._queue) < want:
-            self._gathering = True
-            self._queue_cond.wait_for(lambda: len(self._queue) >= want, _GATHER_SECONDS)
-            self._gathering = False
+        with self._queue_lock:
+            if want <= 1 or len(self._queue) >= want:
+                return
+            wake = threading.Lock()
+            wake.acquire()
+            self._gather_wake, self._gather_want = wake, want
+        try:
+            wake.acquire(timeout=_GATHER_SECONDS)
+        finally:
+            with self._queue_lock:
+                self._gather_wake = None
+
+    def _pass_lead(self) -> None:
+        """Hand the lead to the first queued append, or end committing when none is queued."""
+        with self._queue_lock:
+            if self._queue:
+                head = self._queue[0]
+                head.lead = True
+                head.wake.release()
+            else:
+                self._committing = False
+                self._idle.notify_all()
+
+    def _withdraw(self, request: _Pending, *, leading: bool) -> None:
+        """An append interrupted while it waited (KeyboardInterrupt): take it out of the queue
+        if no commit has taken it (then nothing of it is written), and pass on the lead if it
+        led, or had been handed the lead."""
+        with self._queue_lock:
+            if request in self._queue:
+                self._queue.remove(request)
+            leading = leading or (request.lead and not request.done)
+        if leading:
+            self._pass_lead()
 
     def _write_batch(self, batch: list[_Pending]) -> None:
         try:
@@ -762,9 +821,9 @@ class LmdbLog(BaseLog):
     # -- closing -------------------------------------------------------------------------------
 
     def _close_storage(self) -> None:
-        with self._queue_cond:
+        with self._idle:
             while self._committing:
-                self._queue_cond.wait()
+                self._idle.wait()
         # Let read transactions other threads began end (later ones see the log closed):
         # closing the environment under them would fail them with a raw lmdb.Error.
         with self._rw.exclusive():
