@@ -400,3 +400,12 @@ def test_a_cached_exact_shape_still_filters_live_entries(db: flume.Flume) -> Non
     got = [next(stream) for _ in range(3)]
     stream.close()
     assert [(e.seq, e.value["author"]) for e in got] == [(1, "y"), (4, "y"), (6, "y")]
+
+
+def test_exact_limited_read_of_an_empty_view(db: flume.Flume) -> None:
+    # Review finding: the exact-range read turned the empty view's since (-1) into a key.
+    db.use("q", Query(indexes={"author": [["author"]]}))
+    assert list(db.q.read({"author": "x"}, limit=10)) == []
+    stream = db.q.read({"author": "x"}, live=True, limit=2, seqs=True)
+    db.append_many([{"author": a} for a in "xyx"])
+    assert [e.seq for e in stream] == [0, 2]

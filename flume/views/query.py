@@ -218,9 +218,9 @@ class Query(View):
         lookup. The general path streams the same through three generators and the executor,
         which costs as much as the lookup itself on a read of ten."""
         lower, upper = self._range(plan)
-        last = seq_key(upto)
         found: list[int] = []
-        if limit > 0:
+        if limit > 0 and upto >= 0:  # an empty view has nothing (and seq_key(-1) overflows)
+            last = seq_key(upto)
             for key, _ in self.ctx.family.scan(lower, upper, reverse):
                 if key[-SEQ_BYTES:] <= last:
                     found.append(seq_of(key))
