@@ -249,12 +249,10 @@ def _options() -> Options:
     # RocksDB opens files with a pool of 16 threads by default, and a secondary instance starts
     # that pool on every catch-up: 2-3 ms per column family. One thread makes it ~30 µs.
     opts.set_max_file_opening_threads(1)
-    # Bounded memory however many views: memtables of all families share 16 MB (RocksDB's
+    # Bounded memory however many views: memtables of all families share 64 MB (RocksDB's
     # default is 64 MB per family, times two), which also bounds the WAL replayed on reopen.
-    # Measured on a catch-up of three views: anonymous memory 33 MB at 200k entries and 39 MB
-    # at 1M (48 and 61 MB with 64 MB shared, 16 MB each), in the same time.
-    opts.set_db_write_buffer_size(16 << 20)
-    opts.set_write_buffer_size(4 << 20)
+    opts.set_db_write_buffer_size(64 << 20)
+    opts.set_write_buffer_size(16 << 20)
     opts.set_max_write_buffer_number(2)
     return opts
 
