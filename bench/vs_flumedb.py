@@ -217,6 +217,7 @@ def _du(path: Path) -> int:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     timeout = args.timeout
     load_start = _loadavg()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     npm_ci(timeout)
     tmp = Path(tempfile.mkdtemp(prefix="flume-vs-flumedb-", dir=args.tmp))
     try:
@@ -273,7 +274,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "benchmark": "vs_flumedb",
             "n": args.n,
             "seed": args.seed,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "started": started,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "data": {k: gen[k] for k in ("n", "seed", "bytes", "mean_bytes", "types")},
             "append": {"flumedb": js_app, "flume": fl_app},
             "catchup": {
