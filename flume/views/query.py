@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterator, Sequence
+from itertools import islice, starmap
 from typing import Any
 
 from flume import keys
@@ -26,7 +27,6 @@ from flume.query.shapes import PlanCache
 from flume.ranges import check_bool, check_limit
 from flume.views import bitmaps as bitmaps_store
 from flume.views.base import (
-    MAX_LOOKUP,
     FamilyBatch,
     View,
     ViewFunctionError,
@@ -36,6 +36,7 @@ from flume.views.base import (
 )
 
 _SEQ_SUFFIX = operator.itemgetter(slice(-SEQ_BYTES, None))
+_VALUE = operator.itemgetter(1)
 
 
 class Query(View):
@@ -192,45 +193,19 @@ class Query(View):
         """The answer over the entries with seq <= ``upto``."""
         if plan.count_keys and limit != 0:
             return iter([self._count(plan, upto)])
-        if (
-            plan.exact
-            and plan.index is not None
-            and not plan.covered
-            and len(plan.query.stages) == 1
-            and limit is not None
-            and limit <= MAX_LOOKUP
-        ):
-            return self._first_matches(plan, upto, reverse, limit, seqs)
         entries = self._entries(plan, upto, reverse, limit)
         query = plan.query
         if plan.exact and not plan.scan and query.first_filter is not None:
             query = query.without_first_filter()  # the range already is that filter
+        if not query.stages:
+            # The range is the whole answer (the commonest read: the latest N of something):
+            # no executor between the entries and the caller.
+            pairs = entries if limit is None else islice(entries, limit)
+            return starmap(Entry, pairs) if seqs else map(_VALUE, pairs)
         items = execute(query, entries, reverse=reverse, limit=limit, seqs=seqs)
         if seqs:
             return (Entry(seq, value) for seq, value in items)
         return items
-
-    def _first_matches(
-        self, plan: Plan, upto: int, reverse: bool, limit: int, seqs: bool
-    ) -> Iterator[Any]:
-        """The answer of a query that is only an exact filter, under a small limit: the seqs
-        of the range's first ``limit`` keys (seq <= ``upto``), then their values in one
-        lookup. The general path streams the same through three generators and the executor,
-        which costs as much as the lookup itself on a read of ten."""
-        lower, upper = self._range(plan)
-        found: list[int] = []
-        if limit > 0 and upto >= 0:  # an empty view has nothing (and seq_key(-1) overflows)
-            last = seq_key(upto)
-            for key, _ in self.ctx.family.scan(lower, upper, reverse):
-                if key[-SEQ_BYTES:] <= last:
-                    found.append(seq_of(key))
-                    if len(found) == limit:
-                        break
-        values = self.ctx.get_values(found) if found else []
-        if seqs:
-            yield from map(Entry, found, values)
-        else:
-            yield from values
 
     def _range(self, plan: Plan) -> tuple[bytes, bytes | None]:
         assert plan.index is not None
