@@ -35,8 +35,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -482,15 +482,22 @@ class _AnonPeak:
         return self.peak
 
 
-def catchup_child(path: str, timeout: float) -> dict[str, Any]:
-    """Open ``path``, mount the three views, wait until all are caught up; report."""
-    start_mb, _ = _peak_rss_mb()
-    anon = _AnonPeak()
+@contextmanager
+def caught_up(path: str, timeout: float) -> Iterator[tuple[Any, float]]:
+    """Open ``path``, mount the three views and wait until all are caught up: ``(db, the
+    seconds that took)``, the db open until the block ends."""
     t0 = time.perf_counter()
     with _open(path) as db:
         use_views(db)
         wait_ready(db, timeout)
-        seconds = time.perf_counter() - t0
+        yield db, time.perf_counter() - t0
+
+
+def catchup_child(path: str, timeout: float) -> dict[str, Any]:
+    """Open ``path``, mount the three views, wait until all are caught up; report."""
+    start_mb, _ = _peak_rss_mb()
+    anon = _AnonPeak()
+    with caught_up(path, timeout) as (db, seconds):
         counts = db.by_type.get()
         since = db.since.value
     peak_mb, how = _peak_rss_mb()

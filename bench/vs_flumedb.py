@@ -132,15 +132,9 @@ def flume_append(data: Path, path: Path) -> dict[str, Any]:
 def flume_catchup_child(path: str, authors: list[str], timeout: float) -> dict[str, Any]:
     """In this (fresh) process: open ``path``, mount the three views, wait until all are
     ready; then answer the checks."""
-    import flume
-    from bench.flume_workloads import LATEST10_QUERY, _key_of, use_views, wait_ready
+    from bench.flume_workloads import LATEST10_QUERY, _key_of, caught_up
 
-    open_db: Any = flume.open  # views are attributes made at run time
-    t0 = time.perf_counter()
-    with open_db(path) as db:
-        use_views(db)
-        wait_ready(db, timeout)
-        seconds = time.perf_counter() - t0
+    with caught_up(path, timeout) as (db, seconds):
         counts = db.by_type.get()
         latest = {
             a: [_key_of(x) for x in db.query.read(LATEST10_QUERY(a), reverse=True, limit=10)]
