@@ -54,10 +54,26 @@ class Row:
 #: The phases of a run, in order. In each phase every system runs its workload of that phase
 #: one after the other, so that a flume row and the baseline rows it is compared with are
 #: measured close together in time, under the same conditions of the machine.
-PHASES = ("write", "scan", "get", "views", "reopen", "latest10", "count", "single", "disk")
+PHASES = (
+    "write",
+    "scan",
+    "get",
+    "views",
+    "reopen",
+    "latest10",
+    "count",
+    "bitmaps",
+    "bitmap_count",
+    "composite",
+    "single",
+    "disk",
+)
 
 #: Phases whose workloads only read, and can run again to keep the best of ``--repeat`` rounds.
-READ_PHASES = ("scan", "get", "latest10", "count")
+READ_PHASES = ("scan", "get", "latest10", "count", "bitmap_count")
+
+#: Rounds of each count answered in under a millisecond (their median is kept).
+FAST_COUNT_ROUNDS = 51
 
 
 class System:
@@ -113,6 +129,8 @@ class Data:
     query_authors: list[str]  # one author per latest-10 query, in query order
     get_seqs: list[int]  # one seq per random get, in get order
     vote_count: int  # the answer every "count of votes" must give
+    vote_author: str  # the author of the two-field count (votes of one author)
+    vote_author_count: int  # the answer every two-field count must give
     mean_msgpack_bytes: float
     generate_seconds: float
 
@@ -156,10 +174,16 @@ def prepare(cfg: Config) -> Data:
     query_authors = [pool[int(rng.random() * len(pool))] for _ in range(cfg.queries)]
     get_seqs = [int(rng.random() * cfg.n) for _ in range(cfg.gets)] if cfg.n else []
     votes = sum(1 for m in msgs if m["value"]["content"]["type"] == "vote")
+    vote_author = query_authors[0] if query_authors else ids[0]
+    votes_of = sum(
+        1
+        for m in msgs
+        if m["value"]["content"]["type"] == "vote" and m["value"]["author"] == vote_author
+    )
     step = max(1, len(msgs) // 20_000)
     sizes = [len(msgpack.packb(m)) for m in msgs[::step]]
     mean = sum(sizes) / len(sizes) if sizes else 0.0
-    return Data(msgs, query_authors, get_seqs, votes, mean, generate_seconds)
+    return Data(msgs, query_authors, get_seqs, votes, vote_author, votes_of, mean, generate_seconds)
 
 
 def batches(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:

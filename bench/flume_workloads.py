@@ -20,6 +20,9 @@ The workloads, by phase (all on the same prepared messages as the baselines):
 - reopen: in this process, open the directory and ``use`` the three views, now caught up; the
   time until all three are ``ready()``.
 - latest10, count: reads with the Query view on that open database.
+- bitmaps: on that database, ``use`` a fourth view, a Query with bitmap fields on the type and
+  the author and no index, and wait until it is ``ready()`` (its build time, information).
+- bitmap_count: the count of votes and the count of one author's votes (two fields) on it.
 - single: single durable ``db.append(v)`` calls from 1 thread, then from ``cfg.threads``
   threads at once, each in a fresh directory.
 - disk: sizes of ``log/`` and ``views/``.
@@ -42,6 +45,7 @@ from typing import Any
 
 from bench.common import (
     ERROR,
+    FAST_COUNT_ROUNDS,
     MB,
     NOT_AVAILABLE,
     Config,
@@ -91,6 +95,9 @@ ROWS: list[tuple[str, str, str]] = [
     ("flume.reopen", "reopen with 3 caught-up views", "ms"),
     ("flume.latest10", "latest 10 of an author (Query)", "us/query"),
     ("flume.count_votes", "count of votes (covered Query)", "ms"),
+    ("flume.bitmap_build", "build of a 4th view: 2 bitmap fields", "s"),
+    ("flume.count_votes_bitmap", "count of votes (bitmap)", "ms"),
+    ("flume.count_type_author", "count of one author's votes (bitmaps)", "ms"),
     ("flume.append_1t", "append(v), 1 thread, durable", "rec/s"),
     ("flume.append_8t", "append(v), 8 threads, durable", "rec/s"),
     ("flume.disk_log", "disk use of log/", "MB"),
@@ -107,6 +114,12 @@ COUNT_VOTES_QUERY: list[dict[str, Any]] = [
     {"$filter": {"value": {"content": {"type": "vote"}}}},
     {"$reduce": {"$count": True}},
 ]
+TYPE_AUTHOR_QUERY: Callable[[str], list[dict[str, Any]]] = lambda author: [  # noqa: E731
+    {"$filter": {"value": {"content": {"type": "vote"}, "author": author}}},
+    {"$reduce": {"$count": True}},
+]
+#: The bitmap fields of the fourth view, mounted after the three views' rows.
+BITMAP_FIELDS = [["value", "content", "type"], ["value", "author"]]
 
 
 def _count_by_type(acc: dict[str, int], kind: str) -> dict[str, int]:
@@ -154,6 +167,9 @@ QUERY_ROWS = [
     "flume.reopen",
     "flume.latest10",
     "flume.count_votes",
+    "flume.bitmap_build",
+    "flume.count_votes_bitmap",
+    "flume.count_type_author",
     "flume.disk_views",
 ]
 
@@ -182,6 +198,10 @@ class Flume(System):
             "reopen": lambda: self._guard(["flume.reopen"], self.reopen),
             "latest10": lambda: self._guard(["flume.latest10"], self.latest10),
             "count": lambda: self._guard(["flume.count_votes"], self.count),
+            "bitmaps": lambda: self._guard(["flume.bitmap_build"], self.bitmap_build),
+            "bitmap_count": lambda: self._guard(
+                ["flume.count_votes_bitmap", "flume.count_type_author"], self.bitmap_count
+            ),
             "single": lambda: self._guard(["flume.append_1t", "flume.append_8t"], self.single),
             "disk": lambda: self._guard(["flume.disk_log", "flume.disk_views"], self.disk),
         }
@@ -295,6 +315,29 @@ class Flume(System):
     def count(self) -> list[Row]:
         return [_count_votes(self._db_with_views(), self.cfg, self.data)]
 
+    def bitmap_build(self) -> list[Row]:
+        db = self._db_with_views()
+        t0 = time.perf_counter()
+        db.use("bitmaps", Query(indexes={}, bitmaps=BITMAP_FIELDS))
+        db.bitmaps.ready(timeout=self.cfg.timeout)
+        seconds = time.perf_counter() - t0
+        rate = f"{self.cfg.n / seconds:,.0f} rec/s" if seconds else ""
+        return [self._row("flume.bitmap_build", seconds, seconds=seconds, note=rate)]
+
+    def bitmap_count(self) -> list[Row]:
+        db, data = self._db_with_views(), self.data
+        return [
+            _timed_count(
+                db.bitmaps, "flume.count_votes_bitmap", COUNT_VOTES_QUERY, data.vote_count
+            ),
+            _timed_count(
+                db.bitmaps,
+                "flume.count_type_author",
+                TYPE_AUTHOR_QUERY(data.vote_author),
+                data.vote_author_count,
+            ),
+        ]
+
     def single(self) -> list[Row]:
         return _single_appends(self.cfg, self.data)
 
@@ -359,9 +402,27 @@ def _count_votes(db: Any, cfg: Config, data: Data) -> Row:
     return row
 
 
+def _timed_count(view: Any, rid: str, query: Any, expected: int) -> Row:
+    """The median of :data:`FAST_COUNT_ROUNDS` reads of the count ``query`` on ``view``."""
+    times = []
+    answer: Any = None
+    for _ in range(FAST_COUNT_ROUNDS):
+        seconds, answer = timed(lambda: list(view.read(query)))
+        times.append(seconds)
+    row = Row(rid, "flume", "", "ms", median(times) * 1000, sum(times), len(times))
+    row.detail["explain"] = _explain_on(view, query)
+    if answer != [expected]:
+        row.status, row.note = ERROR, f"wrong answer: {answer!r}, expected [{expected}]"
+    return row
+
+
 def _explain(db: Any, query: Any) -> str:
+    return _explain_on(db.query, query)
+
+
+def _explain_on(view: Any, query: Any) -> str:
     try:
-        return str(db.query.explain(query))[:2000]
+        return str(view.explain(query))[:2000]
     except Exception as e:
         return f"explain failed: {type(e).__name__}: {e}"
 

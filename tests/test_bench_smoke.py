@@ -34,7 +34,9 @@ def test_baselines_measure_and_agree(tmp_path: Path) -> None:
         "lmdb.batched_put", "lmdb.scan", "lmdb.get", "lmdb.disk", "lmdb.single_put",
         "rocksdb.implied_work", "rocksdb.latest10", "rocksdb.count_votes", "rocksdb.disk",
         "sqlite.batched_insert", "sqlite.scan", "sqlite.index_build", "sqlite.latest10",
-        "sqlite.count_votes", "sqlite.disk", "sqlite.single_insert",
+        "sqlite.count_votes", "sqlite.disk", "sqlite.single_insert", "sqlite.analyze",
+        "sqlite.count_type_author", "sqlite.type_author_index",
+        "sqlite.count_type_author_composite",
     }  # fmt: skip
     assert set(by_id) == expected
     for r in report["rows"]:
@@ -46,6 +48,9 @@ def test_baselines_measure_and_agree(tmp_path: Path) -> None:
     plans = by_id["sqlite.latest10"]["detail"]["plan"]
     assert "log_author_ts" in plans and "TEMP B-TREE" not in plans
     assert "log_type_ts" in by_id["sqlite.count_votes"]["detail"]["plan"]
+    # The two-field count: on an index of one field, then on the index made for it.
+    assert "log_type_author" not in by_id["sqlite.count_type_author"]["detail"]["plan"]
+    assert "log_type_author" in by_id["sqlite.count_type_author_composite"]["detail"]["plan"]
 
 
 def test_read_phases_repeat_and_keep_the_best(tmp_path: Path) -> None:
