@@ -15,9 +15,12 @@ from hypothesis import strategies as st
 import flume
 from flume.errors import InvalidArgumentError, InvalidTypeError
 from flume.logs import MemoryLog
-from flume.query import execute, parse_query
+from flume.query import execute, parse_query, plan_query
+from flume.query.plan import normalise_bitmaps, normalise_indexes
+from flume.query.shapes import PlanCache
 from flume.views import Query
 from tests.test_query_invariant import any_values, canon
+from tests.test_query_shapes import _sibling
 
 BITMAPS = [["a"], ["d", "e"], ["b"]]
 INDEXES = {"ab": [["a"], ["b"]], "c": [["c"]]}
@@ -59,7 +62,10 @@ def _same(got: list[Any], expected: list[Any], query: Any, limit: int | None) ->
 
 
 def _check(db: flume.Flume, values: list[Any], batch: list[Any]) -> None:
+    rng = random.Random(len(values))
     for query in batch:
+        # A query of the same shape first: the read below re-binds its cached plan.
+        db.q.explain([{"$filter": _sibling(query[0]["$filter"], rng)}, *query[1:]])
         for reverse in (False, True):
             for limit in (None, 3):
                 got = list(db.q.read(query, reverse=reverse, limit=limit))
@@ -138,6 +144,24 @@ def test_chunks_are_canonical_whatever_the_batches() -> None:
     assert fam(one) == fam(many) and fam(one)
     one.close()
     many.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(queries, min_size=1, max_size=4), st.integers(0, 2**32))
+def test_rebound_bitmap_plan_equals_fresh_plan(batch: list[Any], seed: int) -> None:
+    """A bitmap plan re-bound to new literals has the terms, exactness, cost and choice of a
+    fresh plan (its execution against a full scan: test_bitmap_plans_equal_a_full_scan)."""
+    rng = random.Random(seed)
+    defs = normalise_indexes(INDEXES)
+    bitmaps = normalise_bitmaps(BITMAPS)
+    cache = PlanCache(defs, bitmaps)
+    for query in batch:
+        for _ in range(2):
+            cache.plan([{"$filter": _sibling(query[0]["$filter"], rng)}, *query[1:]])
+        parsed, plan = cache.plan(query)
+        fresh = plan_query(parse_query(query), defs, bitmaps)
+        assert plan.explain() == fresh.explain()
+        assert plan.bitmap == fresh.bitmap
 
 
 @pytest.mark.parametrize("bad", ["a", [["a"], ["a"]], [[1]], 5])

@@ -264,12 +264,14 @@ def estimate_cost(plan: Plan) -> float:
     bitmap plan reads every chunk of each value it names, then looks up the estimated matches
     (none for a count)."""
     if plan.bitmap:
-        chunks = sum(len(t.values) for t in plan.bitmap) * CHUNK_COST
+        # By the values as written, not as deduplicated: the estimate is then the same for
+        # every query of one shape, so a plan re-bound to new literals keeps its cost.
+        chunks = sum(len(t.shown) for t in plan.bitmap) * CHUNK_COST
         if plan.count_keys:
             return chunks
         rows = 1.0
         for t in plan.bitmap:
-            rows *= min(1.0, len(t.values) * EQ_SELECTIVITY)
+            rows *= min(1.0, len(t.shown) * EQ_SELECTIVITY)
         return chunks + rows * (SEQ_COST + 1.0)
     if plan.index is None:
         return 1.0
@@ -382,18 +384,32 @@ def _plan_index(parsed: ParsedQuery, indexes: Mapping[str, Sequence[Sequence[str
     )
 
 
-def rebind(plan: Plan, parsed: ParsedQuery) -> Plan | None:
+def rebind(plan: Plan, parsed: ParsedQuery, bitmaps: tuple[Path, ...] = ()) -> Plan | None:
     """The plan of ``parsed`` made from ``plan``, the plan of a query of the same shape (the
     same stages, operators, paths, dict keys and literal types: :mod:`flume.query.shapes`) whose
     first filter's literal values may differ: the same index and flags, the key bounds and
-    constraints of ``parsed``'s literals. None when ``parsed`` does not fit (plan it afresh).
+    constraints of ``parsed``'s literals, or for a bitmap plan the bitmap terms of its literals
+    over ``bitmaps`` (the view's bitmap fields). None when ``parsed`` does not fit (plan it
+    afresh).
 
-    Every choice :func:`plan_query` makes depends on the shape alone except the bounds, so only
-    they are computed again; a choice that came to depend on a literal's value would have to
-    be recomputed here too.
+    Every choice :func:`plan_query` makes depends on the shape alone except the bounds, the
+    terms and whether a term is exact (an ``$in`` may list null, which matches a missing field),
+    so only they are computed again; a choice that came to depend on a literal's value would
+    have to be recomputed here too.
     """
+    terms: tuple[BitmapTerm, ...] = ()
+    if "bitmap" in plan.costs:
+        # Bitmaps were an alternative: the choice and the bitmap plan's flags hang on whether
+        # each term is exact, which a literal can change.
+        terms = _bitmap_terms(parsed.first_filter, bitmaps)
+        before = plan.bitmap or _bitmap_terms(plan.query.first_filter, bitmaps)
+        if [(t.field, t.exact) for t in terms] != [(t.field, t.exact) for t in before]:
+            return None
     if plan.bitmap:
-        return None  # its bitmap terms hold the literals' values: plan it afresh
+        return Plan(
+            parsed, None, (), b"", None, False, False, plan.scores, (), plan.exact,
+            plan.count_keys, terms, plan.cost, plan.costs,
+        )
     query = parsed.without_final_sort() if plan.skip_sort else parsed
     if not plan.constraints:
         return _rebound(plan, query, plan.lower, plan.upper, ())

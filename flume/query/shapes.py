@@ -171,7 +171,7 @@ class PlanCache:
             if cached is not None:
                 self._plans.move_to_end(key)
         if cached is not None:
-            bound = _bind(cached, first)
+            bound = _bind(cached, first, self._bitmaps)
             if bound is not None:
                 return bound
         planned = _plan(query, self._indexes, self._bitmaps)
@@ -197,7 +197,9 @@ def _plan(
         ) from None
 
 
-def _bind(cached: tuple[ParsedQuery, Plan], rule: Any) -> tuple[ParsedQuery, Plan] | None:
+def _bind(
+    cached: tuple[ParsedQuery, Plan], rule: Any, bitmaps: tuple[Path, ...]
+) -> tuple[ParsedQuery, Plan] | None:
     """The cached parse and plan of a query of the same shape, with ``rule`` as the first
     filter (compiled anew) and the key bounds of its literals; None if the plan does not fit."""
     parsed, plan = cached
@@ -215,5 +217,5 @@ def _bind(cached: tuple[ParsedQuery, Plan], rule: Any) -> tuple[ParsedQuery, Pla
             return None  # deeper than this thread's stack: let parse_query say so
     stage = FilterStage(first.position, rule, compiled.match, compiled.leaves)
     bound = ParsedQuery((stage, *parsed.stages[1:]), ({"$filter": rule}, *parsed.source[1:]))
-    new_plan = rebind(plan, bound)
+    new_plan = rebind(plan, bound, bitmaps)
     return None if new_plan is None else (bound, new_plan)

@@ -11,7 +11,7 @@ rebuilds them from the keys alone — and runs the whole query over them.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice, starmap
 from typing import Any
 
@@ -63,7 +63,7 @@ class Query(View):
     methods = {"read": "stream", "explain": "sync"}
 
     def __init__(
-        self, indexes: dict[str, Sequence[Any]], version: int = 1, bitmaps: Sequence[Any] = ()
+        self, indexes: Mapping[str, Sequence[Any]], version: int = 1, bitmaps: Sequence[Any] = ()
     ) -> None:
         super().__init__(version)
         self.indexes: dict[str, tuple[Path, ...]] = normalise_indexes(indexes)
