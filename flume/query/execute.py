@@ -56,6 +56,18 @@ def execute(
     check_bool("reverse", reverse)
     check_bool("seqs", seqs)
     limit = check_limit(limit)
+    check_seqs(parsed, seqs)
+    if limit == 0:
+        return iter(())
+    return _run(parsed.stages, entries, reverse, limit, seqs)
+
+
+def check_seqs(parsed: ParsedQuery, seqs: bool) -> None:
+    """Refuse ``seqs=True`` for a query whose items are no stored records.
+
+    Raises:
+        QueryError: ``seqs`` with a ``$map`` or ``$reduce`` stage, naming it.
+    """
     if seqs and not parsed.yields_records:
         bad = next(s for s in parsed.stages if isinstance(s, (MapStage, ReduceStage)))
         raise QueryError(
@@ -63,9 +75,6 @@ def execute(
             "items are no longer stored records",
             bad.position,
         )
-    if limit == 0:
-        return iter(())
-    return _run(parsed.stages, entries, reverse, limit, seqs)
 
 
 def compile_live(parsed: ParsedQuery) -> Callable[[Any], Any]:

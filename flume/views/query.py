@@ -20,6 +20,7 @@ from flume.entry import Entry
 from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError
 from flume.keys import MISSING, SEQ_BYTES, seq_key, seq_of
 from flume.query import ParsedQuery, compile_live, execute
+from flume.query.execute import check_seqs
 from flume.query.indexkeys import decode_index_key, index_entry
 from flume.query.paths import Path
 from flume.query.plan import Plan, normalise_bitmaps, normalise_indexes
@@ -168,8 +169,7 @@ class Query(View):
                     "a live read goes forwards: use reverse=False with live=True"
                 )
             live_fn = compile_live(parsed)
-        # Fail now, not at the first next(), on options execute() rejects.
-        execute(plan.query, (), reverse=reverse, limit=limit, seqs=seqs)
+        check_seqs(plan.query, seqs)  # now, not at the first next()
         old_part = None
         if old:
 
@@ -195,13 +195,15 @@ class Query(View):
             return iter([self._count(plan, upto)])
         entries = self._entries(plan, upto, reverse, limit)
         query = plan.query
-        if plan.exact and not plan.scan and query.first_filter is not None:
-            query = query.without_first_filter()  # the range already is that filter
-        if not query.stages:
+        # An exact range already is the first filter.
+        skip_first = plan.exact and not plan.scan and query.first_filter is not None
+        if len(query.stages) == skip_first:
             # The range is the whole answer (the commonest read: the latest N of something):
             # no executor between the entries and the caller.
             pairs = entries if limit is None else islice(entries, limit)
             return starmap(Entry, pairs) if seqs else map(_VALUE, pairs)
+        if skip_first:
+            query = query.without_first_filter()
         items = execute(query, entries, reverse=reverse, limit=limit, seqs=seqs)
         if seqs:
             return (Entry(seq, value) for seq, value in items)
