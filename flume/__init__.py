@@ -10,12 +10,14 @@
 """
 
 from flume.db import Flume, MountedView, open
+from flume.entry import DELETED
 from flume.errors import *  # noqa: F403
 from flume.errors import __all__ as _error_names
 from flume.logs import Entry, LmdbLog, Log, LogStream, MemoryLog
 from flume.obv import Obv
 
 __all__ = [
+    "DELETED",
     "Entry",
     "Flume",
     "LmdbLog",

@@ -133,7 +133,8 @@ class ScanView:
         self.view = Query(indexes={})
         self.view.open(ViewContext(
             name="(no Query view: full scan)", family=MemoryFamily(), readonly=True,
-            since=db.since, get_values=lambda seqs: [db.get(s) for s in seqs],
+            since=db.since, deletes=lambda: db.log.deletes.value,
+            get_values=lambda seqs: [db.get(s) for s in seqs],
             scan_log=scan_log, follow=lambda after: db.stream(gt=after, live=True),
         ))
 

@@ -18,8 +18,9 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
+from flume import codec
 from flume.directory import check_directory, open_views_store, views_dir_of
 from flume.errors import (
     ClosedError,
@@ -33,12 +34,12 @@ from flume.errors import (
 )
 from flume.indexer import Indexer
 from flume.lock import DirectoryLock
-from flume.logs.base import BaseLog, LogStream, decode_entries
+from flume.logs.base import BaseLog, DeleteRecord, LogStream, decode_entries
 from flume.logs.lmdb_log import LmdbLog
 from flume.mounts import Mount
 from flume.obv import Obv
 from flume.ranges import MAX_SEQ, check_name, check_path, check_seq, check_timeout
-from flume.views.base import StaleReadError, View, ViewContext
+from flume.views.base import FamilyBatch, StaleReadError, View, ViewContext, ViewFunctionError
 from flume.views.store import MemoryStore, Store
 
 # How long a read in a readonly process waits for the writer's views before it gives up.
@@ -284,6 +285,133 @@ class Flume:
         self._check_writable()
         return self.log.append_many(values)
 
+    def delete(self, seq: int) -> bool:
+        """Delete the value at ``seq``: see :meth:`delete_many`. Returns whether it was there
+        (False when it was deleted before).
+
+        Raises:
+            NotFoundError: no such seq. InvalidTypeError: not an int. ReadOnlyError, ClosedError.
+        """
+        check_seq("seq", seq)
+        return self.delete_many([seq]) == 1
+
+    def delete_many(self, seqs: Iterable[int]) -> int:
+        """Delete the values at ``seqs`` in one atomic commit, and forget them in every view;
+        return how many were deleted (seqs deleted before are left as they are).
+
+        A deleted seq keeps its place: later seqs never move, ``get`` raises
+        :class:`~flume.DeletedError`, streams skip it (``tombstones=True`` shows it). Each
+        mounted view removes what it derived from the values (an Index or Query view its
+        keys and bitmaps, a Reduce view with ``unreduce`` its state) in one atomic write, or
+        is rebuilt from the log; a view mounted later catches up on the deletes it missed
+        first. A read that begins after this returns sees the deletes in every view, in this
+        process and in readers. The values' bytes stay on disk (in the log's free pages, the
+        delete journal, the views' files) until :meth:`compact`.
+
+        Blocks on: the log's commit (durable as appends are), the indexer's current batch, and
+        the views' write.
+
+        Raises:
+            NotFoundError: a seq is not in the log. InvalidTypeError: not an iterable of int
+                seqs. (These before anything is deleted.) ReadOnlyError, ClosedError.
+            ViewError: (in the view's later reads) a view function failed on a deleted value.
+        """
+        self._check_writable()
+        with self._views_lock:
+            records = self.log.delete_many(seqs)
+            if records:
+                self._forget(list(self._mounted.values()), records)
+        return len(records)
+
+    def delete_where(self, query: Any, *, view: str | None = None) -> int:
+        """Delete every value ``query`` (a map-filter-reduce query of ``$filter`` stages)
+        matches, answered by the Query view ``view`` (its indexes) or by a scan of the log;
+        return how many were deleted. One atomic commit, as :meth:`delete_many`.
+
+        Raises:
+            QueryError: a malformed query, or one with other stages than ``$filter``.
+            NotFoundError: no view ``view``. ReadOnlyError, ClosedError.
+        """
+        from flume.query import execute, parse_query
+        from flume.query.execute import check_seqs as check_query_seqs
+
+        self._check_writable()
+        if view is None:
+            parsed = parse_query(query)
+            check_query_seqs(parsed, True)
+            entries = ((e.seq, e.value) for e in self.log.stream())
+            seqs = [seq for seq, _ in execute(parsed, entries, seqs=True)]
+        else:
+            found = self._mounted.get(check_name(view))
+            if found is None or found.view.kind != "query":
+                raise NotFoundError(
+                    f"no Query view named {view!r}; views: {sorted(self._mounted)}"
+                )
+            seqs = [e.seq for e in getattr(self, view).read(query, seqs=True)]
+        return self.delete_many(seqs)
+
+    def _forget(self, mounts: list[Mount], records: list[DeleteRecord]) -> None:
+        """Have ``mounts`` forget the deletes ``records`` (consecutive journal records, the
+        views' data having processed every delete before the first): the views that can update
+        themselves do, in one atomic write with their new delete number; the others (and any
+        that needs a value compaction has erased) are rebuilt from the log. Called under the
+        views lock, so no indexer batch runs meanwhile."""
+        last = records[-1].number
+        batch = self._store.batch()
+        updated: list[Mount] = []
+        rebuild: list[Mount] = []
+        decoded: dict[int, Any] = {}
+        for mounted in mounts:
+            if mounted.error is not None or mounted.deletes >= last:
+                continue
+            todo = [r for r in records if r.number > mounted.deletes]
+            indexed = [r for r in todo if r.seq <= mounted.since.value]
+            if any(r.old is None for r in indexed):
+                rebuild.append(mounted)  # compaction erased a value it derived data from
+                continue
+            entries = []
+            for r in indexed:
+                if r.seq not in decoded:
+                    decoded[r.seq] = codec.decode(cast(bytes, r.old))
+                entries.append((r.seq, decoded[r.seq]))
+            entries.sort(key=lambda e: e[0])
+            family_batch = FamilyBatch(batch, mounted.name, mounted.since.value, last)
+            try:
+                done = not entries or mounted.view.unapply(entries, family_batch)
+            except ViewFunctionError as e:
+                mounted.view.rollback()
+                self._indexer.fail(mounted, e.seq, e.cause, e.what)
+                continue
+            if not done:
+                rebuild.append(mounted)
+                continue
+            meta = self._meta(mounted, mounted.since.value)
+            batch.put_meta(mounted.name, {**meta, "deletes": last})
+            updated.append(mounted)
+        if updated:
+            try:
+                self._store.write(batch)
+            except Exception as e:
+                # The log holds the deletes; these views do not: stop them (their reads would
+                # wait for the deletes forever). The next open processes the deletes again.
+                for mounted in updated:
+                    mounted.view.rollback()
+                    self._indexer.fail(mounted, records[0].seq, e, "a delete could not be written")
+                raise
+            for mounted in updated:
+                mounted.view.commit()
+                mounted.deletes = last
+                mounted.since.wake()
+        if rebuild:
+            for mounted in rebuild:
+                mounted.deletes = self.log.deletes.value
+            self._store.reset({m.name: self._meta(m, -1) for m in rebuild})
+            for mounted in rebuild:
+                mounted.view.reset()
+                mounted.reached_end = False
+                mounted.since.set(-1)
+            self._indexer.wake()
+
     def get(self, seq: int) -> Any:
         """The value at ``seq``.
 
@@ -311,9 +439,11 @@ class Flume:
         limit: int | None = None,
         seqs: bool = True,
         values: bool = True,
+        tombstones: bool = False,
     ) -> LogStream:
         """Stream log entries; a closeable iterator of ``Entry(seq, value)`` (or bare values
-        with ``seqs=False``, bare seqs with ``values=False``).
+        with ``seqs=False``, bare seqs with ``values=False``). Deleted entries are skipped, or
+        with ``tombstones=True`` yielded with the value :data:`~flume.DELETED`.
 
         A live stream yields the existing entries (unless ``old=False``), then blocks for new
         ones, each exactly once, until closed (``db.close()`` closes it too).
@@ -324,7 +454,7 @@ class Flume:
         self._check_open()
         return self.log.stream(
             gt=gt, gte=gte, lt=lt, lte=lte, reverse=reverse, live=live, old=old,
-            limit=limit, seqs=seqs, values=values,
+            limit=limit, seqs=seqs, values=values, tombstones=tombstones,
         )
 
     # -- views ---------------------------------------------------------------------------------
@@ -427,6 +557,7 @@ class Flume:
             "definition": view.definition(),
             "fingerprint": mounted.fingerprint,
             "since": since,
+            "deletes": mounted.deletes,
         }
 
     def _mount(self, name: str, view: View, stored: bool = False) -> None:
@@ -440,7 +571,10 @@ class Flume:
             since = int(meta.get("since", -1))
         mounted = Mount(name=name, view=view, since=Obv(since), fingerprint=fingerprint,
                         stored=stored, reached_end=since >= self.log.since.value)
+        if since != -1 and meta is not None:
+            mounted.deletes = int(meta.get("deletes", -1))
         if self._indexing and (since == -1 or since > self.log.since.value):
+            mounted.deletes = self.log.deletes.value  # built from the log as it is now
             # Changed definition, version or kind (or a record from before fingerprints); or
             # ahead of the log (it lost appends a non-durable commit had not flushed); or never
             # written: start from empty. The definition is stored now, not with the first
@@ -457,6 +591,11 @@ class Flume:
                 "rebuilt for the new declaration): read it again"
             ))
         self._mounted[name] = mounted
+        if self._indexing and mounted.deletes < self.log.deletes.value:
+            # Deletes it has not processed (it was not mounted then, or the process stopped
+            # between a delete and its views' write): process them now, before any read.
+            last = self.log.deletes.value
+            self._forget([mounted], self.log.read_deletes(mounted.deletes + 1, last))
         self._publish(name, view)
         if self._indexing:
             self._indexer.start()
@@ -473,6 +612,7 @@ class Flume:
             family=self._store.family(mounted.name),
             readonly=not self._indexing,
             since=mounted.since,
+            deletes=lambda: mounted.deletes,
             get_values=self._get_values,
             scan_log=self._scan_log,
             follow=self._follow,
@@ -568,6 +708,7 @@ class Flume:
         if reported_timeout is _UNSET:
             reported_timeout = timeout
         target = self.log.refresh() if self.readonly else self.log.since.value
+        target_deletes = self.log.deletes.value
         deadline = None if timeout is None else time.monotonic() + timeout
         retried = False
         while True:
@@ -585,7 +726,7 @@ class Flume:
                 raise mounted.error
             if self._closed:
                 raise ClosedError("the database was closed while a read waited for a view")
-            if since.value >= target and not mounted.retired:
+            if since.value >= target and mounted.deletes >= target_deletes and not mounted.retired:
                 return mounted
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -636,6 +777,7 @@ class Flume:
                 since = -1
                 if meta is not None and meta.get("fingerprint") == mounted.fingerprint:
                     since = int(meta.get("since", -1))
+                    mounted.deletes = int(meta.get("deletes", -1))
                     if mounted.error is not None and mounted.error.args == _OTHER_DEFINITION:
                         mounted.error = None  # the writer's definition is this one again
                         mounted.view.open(self._context(mounted))
@@ -715,6 +857,8 @@ class Flume:
         with self._views_lock:
             # (A view dropped by another thread since the check above is not rebuilt.)
             names = [n for n in sorted(self._mounted) if name is None or n == name]
+            for n in names:
+                self._mounted[n].deletes = self.log.deletes.value
             self._store.reset({n: self._meta(self._mounted[n], -1) for n in names})
             for n in names:
                 mounted = self._mounted[n]

@@ -22,6 +22,11 @@ class NotFoundError(FlumeError, KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
+class DeletedError(NotFoundError):
+    """A seq whose value was deleted (``db.delete``): its place in the log stays, its value is
+    gone."""
+
+
 class EncodeError(FlumeError, TypeError):
     """A value that flume cannot store (not None, bool, int, float, str, bytes, list or dict)."""
 
@@ -136,6 +141,7 @@ class QueryError(FlumeError, ValueError):
 __all__ = [
     "ClosedError",
     "CorruptionError",
+    "DeletedError",
     "DirectoryNotFoundError",
     "DiskFullError",
     "EncodeError",

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flume.entry import DELETED
 from flume.errors import DiskFullError, ViewError
 from flume.mounts import Mount
 from flume.views.base import FamilyBatch, ViewFunctionError
@@ -35,7 +36,8 @@ GROUP_SPAN = 64
 CONVOY_SECONDS = 0.25
 CONVOY_STEPS = 8
 
-# read(start, end, n): up to n decoded entries (seq, value) from seq start to end, in order.
+# read(start, end, n): up to n decoded entries (seq, value) from seq start to end, in order
+# (dense: a deleted entry's value is DELETED).
 ReadEntries = Callable[[int, int, int], list[tuple[int, Any]]]
 
 
@@ -129,7 +131,7 @@ class Indexer:
                 # Not a view's function (that fails its view alone): stop every view with the
                 # error, rather than leave their readers waiting for an indexer that is gone.
                 for m in list(self._mounted.values()):
-                    self._fail(m, m.since.value + 1, e, "the indexer stopped")
+                    self.fail(m, m.since.value + 1, e, "the indexer stopped")
                 return
 
     def _step(self) -> bool:
@@ -207,7 +209,7 @@ class Indexer:
             entries = self._read(start, target, span + min(m.chunk for m in views))
         except Exception as e:
             for m in views:
-                self._fail(m, start, e, "the log could not be read")
+                self.fail(m, start, e, "the log could not be read")
             return
         for m in views:
             if self._closing:
@@ -226,21 +228,28 @@ class Indexer:
                 m.chunk = min(MAX_CHUNK, m.chunk * 2)
 
     def _apply(self, mount: Mount, entries: list[tuple[int, Any]]) -> None:
+        """Apply ``entries`` (read from the log, a deleted one's value DELETED: views never
+        see those) to ``mount`` and commit it with its new ``since``, the last of them."""
         try:
             batch = self._store.batch()
         except DiskFullError as e:
             self._wait_for_space(mount, e)
             return
+        last = entries[-1][0]
+        values = [entry for entry in entries if entry[1] is not DELETED]
+        family_batch = FamilyBatch(batch, mount.name, last, mount.deletes)
         try:
-            mount.view.apply(entries, FamilyBatch(batch, mount.name))
+            if values:
+                mount.view.apply(values, family_batch)
+            else:
+                mount.view.advance(family_batch)
         except ViewFunctionError as e:
-            self._fail(mount, e.seq, e.cause, e.what)
+            self.fail(mount, e.seq, e.cause, e.what)
             return
         except BaseException as e:  # SystemExit too: it would end the indexer thread
             mount.view.rollback()
-            self._fail(mount, entries[0][0], e, "the view raised")
+            self.fail(mount, entries[0][0], e, "the view raised")
             return
-        last = entries[-1][0]
         batch.put_meta(mount.name, self._meta(mount, last))
         try:
             self._store.write(batch)
@@ -250,7 +259,7 @@ class Indexer:
             return
         except Exception as e:
             mount.view.rollback()
-            self._fail(mount, entries[0][0], e, "its batch could not be written")
+            self.fail(mount, entries[0][0], e, "its batch could not be written")
             return
         mount.view.commit()
         if last >= self._last():
@@ -258,7 +267,9 @@ class Indexer:
         mount.since.set(last)
         self._space_backoff = SPACE_RETRY_FIRST_SECONDS
 
-    def _fail(self, mount: Mount, seq: int, cause: BaseException, what: str) -> None:
+    def fail(self, mount: Mount, seq: int, cause: BaseException, what: str) -> None:
+        """Stop ``mount`` with a ViewError naming ``seq``, ``what`` went wrong and ``cause``;
+        its readers raise it, the other views go on."""
         mount.error = ViewError(
             f"view {mount.name!r} stopped at seq {seq}: {what}: {type(cause).__name__}: "
             f"{cause}. The log and the other views go on; fix the view's function and declare "

@@ -30,6 +30,8 @@ class Mount:
     rate: float | None = None
     # Whether it has reached the log's end since it was mounted or rebuilt.
     reached_end: bool = False
+    # The number of the last delete of the log's journal its stored data reflects.
+    deletes: int = -1
 
     def state(self, caught_up: bool) -> str:
         """``ready``, ``indexing``, ``failed``, or ``waiting: disk full``, as ``status()``

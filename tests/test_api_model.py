@@ -8,8 +8,9 @@ scan, the chosen index's key order otherwise: "an indexed run returns what a ful
 
 Rules open, close and reopen the database (on disk: ``flume.open(dir)``; in memory:
 ``Flume(MemoryLog())``), declare views with changed, reordered and re-declared definitions and
-versions, append from one thread and from four at once, read (plain, bounded, reversed, limited,
-live), stream the log, drop, rebuild, and ask ``status()`` and ``flume.verify``. Every answer is
+versions, append from one thread and from four at once, delete (by seq and by query; the model
+holds ``DELETED`` at a deleted seq, and every answer skips it), read (plain, bounded, reversed,
+limited, live), stream the log, drop, rebuild, and ask ``status()`` and ``flume.verify``. Every answer is
 compared exactly: dict key order, and int / float / bool, included.
 
 Every read takes a timeout, and live reads are drained by a helper thread with a deadline, so a
@@ -42,9 +43,10 @@ from hypothesis.stateful import (
 )
 
 import flume
-from flume import Entry, Flume, MemoryLog
+from flume import DELETED, Entry, Flume, MemoryLog
 from flume import keys as fkeys
 from flume.errors import (
+    DeletedError,
     InvalidArgumentError,
     NotFoundError,
     QueryError,
@@ -189,9 +191,15 @@ def _last_two(acc: list[Any], v: Any) -> list[Any]:
 
 # Code-defined views: name -> (constructor of a fresh view for a version, the model's answer).
 REDUCERS: dict[str, tuple[Callable[[int], Reduce], Callable[[list[Any]], Any]]] = {
-    "cnt": (lambda ver: Reduce(_count, initial=0, version=ver), lambda vs: len(vs)),
+    # cnt and suma forget deletes in place (unreduce); kinds and last are rebuilt.
+    "cnt": (
+        lambda ver: Reduce(_count, initial=0, version=ver, unreduce=lambda acc, _: acc - 1),
+        lambda vs: len(vs),
+    ),
     "suma": (
-        lambda ver: Reduce(_sum_small, initial=0, map=_small_int_a, version=ver),
+        lambda ver: Reduce(
+            _sum_small, initial=0, map=_small_int_a, version=ver, unreduce=lambda a, x: a - x
+        ),
         lambda vs: sum(x for x in map(_small_int_a, vs) if x is not None),
     ),
     "kinds": (lambda ver: Reduce(_kinds, initial={"z": 0}, version=ver), None),  # type: ignore[dict-item]
@@ -242,10 +250,15 @@ def index_entries(values: list[Any], fn: Callable[[Any], Any]) -> list[tuple[byt
     """Every stored entry of an Index view, ``(raw key, (key, seq, value))`` in key order. A key
     a value gives twice is stored once (the seq makes a stored key)."""
     out: dict[bytes, tuple[Any, int, Any]] = {}
-    for seq, v in enumerate(values):
+    for seq, v in alive(values):
         for k in keys_of(fn(v)):
             out[key_bytes(k) + seq.to_bytes(8, "big")] = (k, seq, v)
     return sorted(out.items())
+
+
+def alive(values: list[Any]) -> list[tuple[int, Any]]:
+    """``(seq, value)`` of the values not deleted."""
+    return [(seq, v) for seq, v in enumerate(values) if v is not DELETED]
 
 
 def in_bounds(raw: bytes, b: dict[str, Any]) -> bool:
@@ -271,7 +284,7 @@ def in_bounds(raw: bytes, b: dict[str, Any]) -> bool:
 
 def query_entries(values: list[Any], paths: list[list[str]] | None) -> list[tuple[int, Any]]:
     """``(seq, value)`` in a plan's read order: the log's for a scan, else the index's keys."""
-    entries = list(enumerate(values))
+    entries = alive(values)
     if paths is not None:
         entries.sort(
             key=lambda e: fkeys.encode_tuple(tuple(get_path(e[1], tuple(p)) for p in paths))
@@ -492,7 +505,7 @@ class FlumeModel(RuleBasedStateMachine):
         spec = spec or self.spec(name)
         handle = handle if handle is not None else getattr(self.db, name)
         if spec.kind == "reduce":
-            assert_same(handle.get(timeout=timeout), REDUCERS[spec.fn][1](self.values), f"{name}.get()")
+            assert_same(handle.get(timeout=timeout), REDUCERS[spec.fn][1]([v for _, v in alive(self.values)]), f"{name}.get()")
         elif spec.kind == "index":
             expected = [e for _, e in index_entries(self.values, INDEX_FNS[spec.fn])]
             got = [tuple(e) for e in handle.read(timeout=timeout)]
@@ -624,6 +637,49 @@ class FlumeModel(RuleBasedStateMachine):
         self.values.extend(values)
         assert last == len(self.values) - 1
 
+    @precondition(lambda self: bool(self.values))
+    @rule(data=st.data(), one=st.booleans())
+    def delete(self, data: st.DataObject, one: bool) -> None:
+        """Delete seqs (some deleted before): each reads as deleted, every view forgets them."""
+        n = len(self.values)
+        seqs = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=4))
+        fresh = {seq for seq in seqs if self.values[seq] is not DELETED}
+        if one:
+            assert self.db.delete(seqs[0]) == (seqs[0] in fresh)
+            fresh = {seqs[0]} & fresh
+        else:
+            assert self.db.delete_many(seqs) == len(fresh)
+        for seq in fresh:
+            self.values[seq] = DELETED
+        with pytest.raises(DeletedError):
+            self.db.get(seqs[0])
+        for name in self.mounted:
+            self.check_view(name)
+
+    @precondition(lambda self: bool(self.values))
+    @rule(data=st.data())
+    def delete_refused(self, data: st.DataObject) -> None:
+        """A batch naming a seq past the log's end deletes nothing."""
+        n = len(self.values)
+        seqs = data.draw(st.lists(st.integers(0, n + 2), min_size=1, max_size=3)) + [n]
+        with pytest.raises(NotFoundError):
+            self.db.delete_many(seqs)
+        assert_same([e.value for e in self.db.stream()], [v for _, v in alive(self.values)], "log")
+
+    @rule(query=queries(), view=st.booleans())
+    def delete_where(self, query: Any, view: bool) -> None:
+        """Delete what a query's first filter matches, by a scan or through a Query view."""
+        first = query[:1] if isinstance(query, list) and query and "$filter" in query[0] else []
+        where = first or [{"$filter": {"a": 0}}]
+        names = self.names("query")
+        name = names[0] if view and names else None
+        matched = {e.seq for e in query_answer(self.values, None, where, False, None, True)}
+        assert self.db.delete_where(where, view=name) == len(matched)
+        for seq in matched:
+            self.values[seq] = DELETED
+        for name in self.mounted:
+            self.check_view(name)
+
     @rule(batches=st.lists(BATCHES, min_size=THREADS, max_size=THREADS), many=st.booleans())
     def append_threads(self, batches: list[list[Any]], many: bool) -> None:
         """Four threads append at once (one value at a time, or batches): all land, whole, each
@@ -681,7 +737,7 @@ class FlumeModel(RuleBasedStateMachine):
             with pytest.raises(InvalidArgumentError):
                 self.db.stream(**opts)
             return
-        entries = list(enumerate(self.values))
+        entries = alive(self.values)
         if gt is not None:
             entries = [e for e in entries if (e[0] >= gt if inclusive else e[0] > gt)]
         if lt is not None:
@@ -874,7 +930,7 @@ class FlumeModel(RuleBasedStateMachine):
 
     @rule(new=BATCHES, old=st.booleans())
     def stream_live(self, new: list[Any], old: bool) -> None:
-        expected_old = [Entry(s, v) for s, v in enumerate(self.values)] if old else []
+        expected_old = [Entry(s, v) for s, v in alive(self.values)] if old else []
         self.live_check(
             lambda: self.db.stream(live=True, old=old), expected_old, new,
             lambda seq, v: [Entry(seq, v)], lambda: None, False,

@@ -295,7 +295,7 @@ def _rewrite_format(data_dir: Path, record: bytes) -> None:
 @pytest.mark.parametrize(
     "record, words",
     [
-        (codec.encode({"name": "flume-log", "version": 2}), ["version 2", "nothing was changed"]),
+        (codec.encode({"name": "flume-log", "version": 3}), ["version 3", "nothing was changed"]),
         (codec.encode({"name": "flume-log", "version": 0}), ["version 0", "nothing was changed"]),
         (codec.encode({"name": "flume-log", "version": "1"}), ["version '1'"]),
         (codec.encode({"name": "other-log", "version": 1}), ["no flume format record"]),

@@ -1,8 +1,12 @@
 """The Log protocol, ``Entry``, and the stream machinery every log shares.
 
-A log stores values under dense seqs from 0 and never changes a stored value. Concrete logs
-implement a handful of primitives (``_read_chunk``, ``_commit``, ``_refresh``); reading streams,
-live streams, option checking and closing live here, once.
+A log stores values under dense seqs from 0 and never changes a stored value, except to delete
+it: a deleted seq keeps its place and holds :data:`TOMBSTONE` (no encoded value is empty), and
+the log's **delete journal** records each delete, numbered densely from 0, with the value it
+erased until compaction forgets it (views that were built with the value use it to remove what
+they derived from it, also after a crash). Concrete logs implement a handful of primitives
+(``read_raw``, ``_commit``, ``_commit_deletes``, ``read_deletes``, ``_get_raw``, ``refresh``);
+reading streams, live streams, option checking and closing live here, once.
 """
 
 from __future__ import annotations
@@ -10,14 +14,16 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Final, NamedTuple, Protocol, cast, runtime_checkable
 
 from flume import codec
-from flume.entry import Entry
+from flume.entry import DELETED, Entry
 from flume.errors import (
     ClosedError,
     CorruptionError,
+    DeletedError,
     InvalidArgumentError,
+    InvalidTypeError,
     NotFoundError,
     ReadOnlyError,
 )
@@ -38,20 +44,56 @@ _decode = codec.decode
 _decode_fast = codec.decode_fast
 _SEQS, _ENTRIES, _VALUES = 0, 1, 2
 
+#: What a deleted seq holds in the log (every encoded value is at least one byte).
+TOMBSTONE: Final = b""
+
+
+class DeleteRecord(NamedTuple):
+    """One delete in a log's journal: its ``number`` (dense from 0, in commit order), the
+    ``seq`` it deleted, and the value it erased as stored (``old``), or None once compaction
+    has forgotten it."""
+
+    number: int
+    seq: int
+    old: bytes | None
+
 
 def decode_entries(raw: Sequence[tuple[int, bytes]], where: str | None) -> list[tuple[int, Any]]:
-    """Decode ``(seq, encoded value)`` pairs; a value that does not decode raises
-    :class:`CorruptionError` naming the log (``where``, its directory) and the seq."""
+    """Decode ``(seq, encoded value)`` pairs, a deleted one to ``(seq, DELETED)``; a value that
+    does not decode raises :class:`CorruptionError` naming the log (``where``, its directory)
+    and the seq."""
     decode = codec.decode
     try:
         return [(seq, decode(data)) for seq, data in raw]
     except CorruptionError:
+        out = []
         for seq, data in raw:
+            if data == TOMBSTONE:
+                out.append((seq, DELETED))
+                continue
             try:
-                decode(data)
+                out.append((seq, decode(data)))
             except CorruptionError as bad:
                 raise CorruptionError(f"{where or 'the log'}: seq {seq}: {bad}") from None
-        raise
+        return out
+
+
+def check_seqs(seqs: Any) -> list[int]:
+    """The distinct seqs of ``seqs`` (an int, or an iterable of ints), ascending.
+
+    Raises:
+        InvalidTypeError: not an int or an iterable of ints (a str, a float, a bool...).
+    """
+    if isinstance(seqs, int) and not isinstance(seqs, bool):
+        return [seqs]
+    if isinstance(seqs, (str, bytes, bytearray, dict)) or not hasattr(seqs, "__iter__"):
+        raise InvalidTypeError(f"seqs must be an int or an iterable of int seqs, not {seqs!r:.60}")
+    out = set()
+    for i, seq in enumerate(seqs):
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            raise InvalidTypeError(f"seqs[{i}] must be an int seq, not {seq!r:.60}")
+        out.add(seq)
+    return sorted(out)
 
 
 @runtime_checkable
@@ -69,7 +111,11 @@ class Log(Protocol):
     - ``append(value) -> seq`` and ``append_many(values) -> last seq``: return once committed;
       a batch is all or nothing; an unstorable value raises ``EncodeError`` and writes nothing.
     - ``get(seq)``, ``stream(...)`` (the range vocabulary ``gt/gte/lt/lte/reverse/live/old/
-      limit``, plus ``seqs``/``values``), ``close()`` (idempotent; ends live streams).
+      limit``, plus ``seqs``/``values``/``tombstones``), ``close()`` (idempotent; ends live
+      streams).
+    - ``delete_many(seqs)``: replace those values by tombstones and journal each delete, in
+      one atomic commit; ``deletes``: the number of the last delete (-1 for none), an
+      :class:`Obv` like ``since``. ``read_deletes(start, end)``: the journal's records.
 
     Three primitives serve flume's own machinery, each for a reason:
 
@@ -82,6 +128,7 @@ class Log(Protocol):
     """
 
     since: Obv[int]
+    deletes: Obv[int]
     dir: str | None
     readonly: bool
 
@@ -101,7 +148,10 @@ class Log(Protocol):
         limit: int | None = None,
         seqs: bool = True,
         values: bool = True,
+        tombstones: bool = False,
     ) -> LogStream: ...
+    def delete_many(self, seqs: Iterable[int]) -> list[DeleteRecord]: ...
+    def read_deletes(self, start: int, end: int) -> list[DeleteRecord]: ...
     def read_raw(self, start: int, end: int, reverse: bool, n: int) -> list[tuple[int, bytes]]: ...
     def get_many(self, seqs: Sequence[int]) -> list[Any]: ...
     def refresh(self) -> int: ...
@@ -112,8 +162,8 @@ class BaseLog:
     """The shared half of every log: ``since``, streams, option checks, close.
 
     Subclasses implement ``read_raw`` (encoded values in a seq range), ``_commit`` (store
-    encoded values, return the last seq), ``_get_raw`` and, for logs other processes write,
-    ``refresh``.
+    encoded values, return the last seq), ``_commit_deletes``, ``read_deletes``, ``_get_raw``
+    and, for logs other processes write, ``refresh``.
     """
 
     dir: str | None = None
@@ -121,6 +171,7 @@ class BaseLog:
     def __init__(self, readonly: bool = False) -> None:
         self.readonly = readonly
         self.since: Obv[int] = Obv(-1)
+        self.deletes: Obv[int] = Obv(-1)
         self._closed = False
         # Weak: the log closes the streams still open when it closes, but holds none alive;
         # a stream its reader dropped (an abandoned `for ... break`) is freed with it.
@@ -140,8 +191,20 @@ class BaseLog:
     def _commit(self, encoded: list[bytes]) -> int:
         raise NotImplementedError
 
+    def _commit_deletes(self, seqs: list[int]) -> list[DeleteRecord]:
+        """In one atomic commit, put :data:`TOMBSTONE` at each of ``seqs`` (distinct, ascending,
+        all in the log) not deleted yet, and journal each such delete with the value it
+        erased; return the new journal records and set ``deletes``."""
+        raise NotImplementedError
+
+    def read_deletes(self, start: int, end: int) -> list[DeleteRecord]:
+        """The journal's records numbered ``start`` to ``end`` (inclusive), in order.
+        Blocks on a read transaction."""
+        raise NotImplementedError
+
     def refresh(self) -> int:
-        """Re-read ``since`` from storage (for logs another process writes); return it."""
+        """Re-read ``since`` (and ``deletes``) from storage (for logs another process writes);
+        return ``since``."""
         return self.since.value
 
     # -- public API ----------------------------------------------------------------------------
@@ -187,6 +250,10 @@ class BaseLog:
         try:
             return _decode_fast(raw)
         except Exception:
+            if raw == TOMBSTONE:
+                raise DeletedError(
+                    f"seq {seq} was deleted: its place in the log stays, its value is gone"
+                ) from None
             return decode_entries([(seq, raw)], self.dir)[0][1]
 
     def _not_found(self, seq: int) -> NotFoundError:
@@ -196,7 +263,8 @@ class BaseLog:
         )
 
     def get_many(self, seqs: Sequence[int]) -> list[Any]:
-        """The values at ``seqs``, in that order, read together (one read transaction).
+        """The values at ``seqs``, in that order, read together (one read transaction); a
+        deleted one is :data:`~flume.DELETED` (a view read that raced a delete skips it).
 
         Raises:
             NotFoundError: one of them is not in the log.
@@ -210,6 +278,31 @@ class BaseLog:
             return list(map(_decode_fast, raws))  # one C call per value in the common case
         except Exception:
             return [value for _, value in decode_entries(list(zip(seqs, raws)), self.dir)]
+
+    def delete_many(self, seqs: Iterable[int]) -> list[DeleteRecord]:
+        """Delete the values at ``seqs`` (an int, or an iterable of them) in one atomic
+        commit: each keeps its place and reads as deleted from then on. Seqs deleted before
+        are left as they are. Returns the journal records of the new deletes.
+
+        Blocks on: the commit (queued with appends; durable as they are).
+
+        Raises:
+            NotFoundError: a seq is not in the log (nothing is deleted).
+            InvalidTypeError: not an int or an iterable of ints (nothing is deleted).
+            ReadOnlyError, ClosedError.
+        """
+        self._check_writable()
+        wanted = check_seqs(seqs)
+        since = self.since.value
+        outside = [seq for seq in wanted if not 0 <= seq <= since]
+        if outside:
+            raise NotFoundError(
+                f"seq {outside[0]} is not in the log (it holds seqs 0..{since}); nothing was "
+                "deleted"
+            )
+        if not wanted:
+            return []
+        return self._commit_deletes(wanted)
 
     def _get_raw_many(self, seqs: Sequence[int]) -> list[bytes | None]:
         return [self._get_raw(seq) for seq in seqs]
@@ -227,8 +320,11 @@ class BaseLog:
         limit: int | None = None,
         seqs: bool = True,
         values: bool = True,
+        tombstones: bool = False,
     ) -> LogStream:
         """Stream entries in seq order (newest first with ``reverse``); see :class:`LogStream`.
+        Deleted entries are skipped, unless ``tombstones``: then each yields
+        :data:`~flume.DELETED` as its value.
 
         Raises:
             InvalidTypeError / InvalidArgumentError: a bad option (checked before reading).
@@ -239,13 +335,21 @@ class BaseLog:
             check_bool(name, flag)
         check_bool("seqs", seqs)
         check_bool("values", values)
+        check_bool("tombstones", tombstones)
         if reverse and live:
             raise InvalidArgumentError(
                 "a live stream reads forwards: use reverse=False with live=True"
             )
         stream = LogStream(
-            self, rng, reverse=reverse, live=live, old=old, limit=check_limit(limit),
-            seqs=seqs, values=values,
+            self,
+            rng,
+            reverse=reverse,
+            live=live,
+            old=old,
+            limit=check_limit(limit),
+            seqs=seqs,
+            values=values,
+            tombstones=tombstones,
         )
         with self._streams_lock:
             self._streams.add(stream)
@@ -312,8 +416,10 @@ class LogStream(Iterator[Any]):
         limit: int | None,
         seqs: bool,
         values: bool,
+        tombstones: bool = False,
     ) -> None:
         self._log = log
+        self._tombstones = tombstones
         self._reverse = reverse
         self._live = live
         self._left = limit
@@ -361,7 +467,7 @@ class LogStream(Iterator[Any]):
                 try:
                     value = decode_fast(data)
                 except Exception:
-                    value = self._decode(seq, data)
+                    value = DELETED if data == TOMBSTONE else self._decode(seq, data)
                 yield new_tuple(Entry, (seq, value)) if mode == _ENTRIES else value
 
     def _refill(self) -> list[tuple[int, bytes]]:
@@ -389,16 +495,23 @@ class LogStream(Iterator[Any]):
                 if self._next < self._lo:
                     return []
                 raw = self._log.read_raw(self._lo, self._next, True, self._chunk())
-                if raw:
-                    self._next = raw[-1][0] - 1
-                return self._shape(raw)
+                if not raw:
+                    return []
+                self._next = raw[-1][0] - 1
+                shaped = self._shape(raw)
+                if shaped:
+                    return shaped
+                continue  # a chunk of deleted entries only
             if self._hi is not None and self._next > self._hi:
                 return []
             if self._next <= self._end:
                 raw = self._log.read_raw(self._next, self._end, False, self._chunk())
                 if raw:
                     self._next = raw[-1][0] + 1
-                    return self._shape(raw)
+                    shaped = self._shape(raw)
+                    if shaped:
+                        return shaped
+                    continue
                 self._next = self._end + 1
             if not self._live:
                 return []
@@ -422,6 +535,8 @@ class LogStream(Iterator[Any]):
         return CHUNK if self._left is None else min(CHUNK, self._left)
 
     def _shape(self, raw: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        if not self._tombstones and self._log.deletes.value >= 0:
+            raw = [entry for entry in raw if entry[1] != TOMBSTONE]
         if self._left is not None:
             raw = raw[: self._left]
             self._left -= len(raw)

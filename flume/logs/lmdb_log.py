@@ -1,7 +1,10 @@
 """LmdbLog: the default log, an LMDB environment at ``<dir>/log/``.
 
-Keys are 8-byte big-endian seqs from 0, values msgpack. A ``meta`` database holds the format
-version; an unknown one is refused and never overwritten.
+Keys are 8-byte big-endian seqs from 0, values msgpack; a deleted seq holds an empty value (the
+tombstone). A ``meta`` database holds the format version (an unknown one is refused and never
+overwritten) and the delete journal: ``b"deleted" + 8-byte number`` -> msgpack ``[seq, the
+erased value's bytes or None]``. A log gets format version 2 with its first delete, so that a
+flume that does not know tombstones refuses it rather than misreads it.
 
 Operational notes (see also the README's "Process model"):
 
@@ -33,10 +36,14 @@ import lmdb
 from flume import codec, fs
 from flume.errors import ClosedError, CorruptionError, FlumeError, FormatError, StorageError
 from flume.keys import SEQ_BYTES, seq_key
-from flume.logs.base import BaseLog
+from flume.logs.base import TOMBSTONE, BaseLog, DeleteRecord
 
 FORMAT_NAME = "flume-log"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# The versions this flume reads: 1 is a log that never had a delete.
+_READABLE_VERSIONS = (1, 2)
+_JOURNAL = b"deleted"
+_JOURNAL_END = b"deletee"  # the successor of the journal's prefix
 # The environment's data file in its directory (LMDB's name).
 _DATA_FILE = "data.mdb"
 _INITIAL_MAP_SIZE = 1 << 30
@@ -245,11 +252,7 @@ def _open_dbs(env: lmdb.Environment, path: str, *, create: bool) -> tuple[Any, A
                 )
             meta_db = env.open_db(b"meta", txn=txn)
             log_db = env.open_db(b"log", txn=txn)
-            txn.put(
-                b"format",
-                codec.encode({"name": FORMAT_NAME, "version": FORMAT_VERSION}),
-                db=meta_db,
-            )
+            txn.put(b"format", _format_record(1), db=meta_db)
         return meta_db, log_db
     try:
         meta_db = env.open_db(b"meta", create=False)
@@ -264,6 +267,10 @@ def _open_dbs(env: lmdb.Environment, path: str, *, create: bool) -> tuple[Any, A
     return meta_db, log_db
 
 
+def _format_record(version: int) -> bytes:
+    return codec.encode({"name": FORMAT_NAME, "version": version})
+
+
 def _check_format(path: str, raw: bytes | None) -> None:
     try:
         meta = codec.decode(raw) if raw is not None else None
@@ -272,11 +279,11 @@ def _check_format(path: str, raw: bytes | None) -> None:
     if not isinstance(meta, dict) or meta.get("name") != FORMAT_NAME:
         raise FormatError(f"{path} holds an LMDB environment with no flume format record")
     version = meta.get("version")
-    if version != FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS:
         raise FormatError(
             f"{path} is a flume log of format version {version!r}, and this flume reads "
-            f"version {FORMAT_VERSION}; open it with the flume release that wrote it "
-            "(nothing was changed)"
+            f"versions {', '.join(map(str, _READABLE_VERSIONS))}; open it with the flume "
+            "release that wrote it (nothing was changed)"
         )
 
 
@@ -362,6 +369,20 @@ def _current_file_size(path: str) -> int:
         return 0
 
 
+def _last_delete(txn: Any, meta_db: Any) -> int:
+    """The number of the journal's last delete in ``txn``, or -1."""
+    cursor = txn.cursor(db=meta_db)
+    if cursor.set_range(_JOURNAL_END):
+        if not cursor.prev():
+            return -1
+    elif not cursor.last():
+        return -1
+    key = cursor.key()
+    if not key.startswith(_JOURNAL) or len(key) != len(_JOURNAL) + SEQ_BYTES:
+        return -1
+    return int.from_bytes(key[len(_JOURNAL) :], "big")
+
+
 class FileCheck(NamedTuple):
     """What :meth:`LmdbLog.check_file` found: the log's data file (``path``), its size in
     bytes (0 when missing), and ``problems``, one sentence each (empty when intact)."""
@@ -381,14 +402,20 @@ class EntriesCheck(NamedTuple):
 
 
 class _Pending:
-    """One append waiting in the group-commit queue. Its thread blocks on ``wake`` (held from
-    creation), which is released once: when ``done`` (``last`` or ``error`` set), or when it is
-    handed the lead (``lead``) and commits the queue itself."""
+    """One append (or, with ``deletes``, one delete of those seqs) waiting in the group-commit
+    queue. Its thread blocks on ``wake`` (held from creation), which is released once: when
+    ``done`` (``last``, ``records`` or ``error`` set), or when it is handed the lead (``lead``)
+    and commits the queue itself."""
 
-    __slots__ = ("encoded", "last", "error", "done", "lead", "wake")
+    __slots__ = ("encoded", "deletes", "forget", "records", "last", "error", "done", "lead", "wake")
 
-    def __init__(self, encoded: list[bytes]) -> None:
+    def __init__(
+        self, encoded: list[bytes], deletes: list[int] | None = None, forget: bool = False
+    ) -> None:
         self.encoded = encoded
+        self.deletes = deletes
+        self.forget = forget  # erase the values the journal keeps (forget_deleted)
+        self.records: list[DeleteRecord] = []
         self.last = -1
         self.error: BaseException | None = None
         self.done = False
@@ -443,7 +470,9 @@ class LmdbLog(BaseLog):
         self._gather_want = 0
         self._last_batch = 1
         self._page_size: int = self._env.stat()["psize"]
-        self.since.set(self._read_last())
+        last, deletes = self._read_ends()
+        self.since.set(last)
+        self.deletes.set(deletes)
 
     # The environment and the log's handle are read from the shared record at each use: another
     # open in this process may reopen the environment (see _open_env), never under a transaction.
@@ -497,23 +526,60 @@ class LmdbLog(BaseLog):
         finally:
             self._end_read(txn)
 
-    def _read_last(self) -> int:
+    def _read_ends(self) -> tuple[int, int]:
+        """The last seq and the number of the last delete, read together."""
         with self._read_txn() as txn:
             cursor = txn.cursor()
             if not cursor.last():
-                return -1
+                return -1, -1
             key = cursor.key()
-        if len(key) != SEQ_BYTES:
-            raise CorruptionError(f"{self.dir}: the log holds a key that is not a seq ({key!r})")
-        return int.from_bytes(key, "big")
+            if len(key) != SEQ_BYTES:
+                raise CorruptionError(
+                    f"{self.dir}: the log holds a key that is not a seq ({key!r})"
+                )
+            return int.from_bytes(key, "big"), _last_delete(txn, self._shared.meta_db)
 
     def refresh(self) -> int:
-        """Re-read the last seq another process committed; update and return ``since``."""
+        """Re-read the last seq (and delete) another process committed; update and return
+        ``since``."""
         if self.readonly and not self._closed:
-            last = self._read_last()
+            last, deletes = self._read_ends()
+            if deletes != self.deletes.value:
+                self.deletes.set(deletes)
             if last != self.since.value:
                 self.since.set(last)
         return self.since.value
+
+    def read_deletes(self, start: int, end: int) -> list[DeleteRecord]:
+        out: list[DeleteRecord] = []
+        if start > end:
+            return out
+        with self._read_txn() as txn:
+            cursor = txn.cursor(db=self._shared.meta_db)
+            if not cursor.set_range(_JOURNAL + seq_key(max(start, 0))):
+                return out
+            for key, value in cursor.iternext(keys=True, values=True):
+                if not key.startswith(_JOURNAL):
+                    break
+                number = int.from_bytes(key[len(_JOURNAL) :], "big")
+                if number > end:
+                    break
+                seq, old = codec.decode(value)
+                out.append(DeleteRecord(number, seq, old))
+        return out
+
+    def forget_deleted(self) -> int:
+        """Erase the values the delete journal keeps (each record keeps its seq), in one
+        durable commit; return how many it erased. What compaction does first: afterwards no
+        view that missed a delete can be updated for it, only rebuilt.
+
+        Blocks on: the commits in progress (it is queued like them).
+
+        Raises:
+            ReadOnlyError, ClosedError; StorageError when the disk refuses the commit.
+        """
+        self._check_writable()
+        return len(self._run(_Pending([], forget=True)).records)
 
     def _get_raw(self, seq: int) -> bytes | None:
         # The hot path of get(): no context manager (two generators) around one lookup.
@@ -598,7 +664,8 @@ class LmdbLog(BaseLog):
     @classmethod
     def check_entries(cls, path: str | os.PathLike[str], max_problems: int) -> EntriesCheck:
         """Open the log at ``path`` read-only and read every entry: its keys are the dense
-        seqs ``0..since``, and every value decodes. Stops after ``max_problems`` problems.
+        seqs ``0..since``, and every value decodes (or is a deleted entry's tombstone). Stops
+        after ``max_problems`` problems.
 
         Run it only on a file :meth:`check_file` passes, and in a process of its own: LMDB
         aborts or faults, rather than raising, on some kinds of damaged pages.
@@ -624,6 +691,9 @@ class LmdbLog(BaseLog):
                 if raw[0][0] != start:
                     problems.append(f"seqs {start}..{raw[0][0] - 1} are missing (a gap in the log)")
                 for seq, data in raw:
+                    if data == TOMBSTONE:  # a deleted entry
+                        entries += 1
+                        continue
                     try:
                         codec.decode(data)
                     except FlumeError as e:
@@ -639,7 +709,16 @@ class LmdbLog(BaseLog):
     # -- writing -------------------------------------------------------------------------------
 
     def _commit(self, encoded: list[bytes]) -> int:
-        request = _Pending(encoded)
+        return self._run(_Pending(encoded)).last
+
+    def _commit_deletes(self, seqs: list[int]) -> list[DeleteRecord]:
+        return self._run(_Pending([], deletes=seqs)).records
+
+    def _run(self, request: _Pending) -> _Pending:
+        """Queue ``request`` for the next group commit; return it once it is committed.
+
+        Raises:
+            what its commit raised (every request of that commit raises it)."""
         with self._queue_lock:
             self._queue.append(request)
             lead = not self._committing
@@ -661,7 +740,7 @@ class LmdbLog(BaseLog):
             self._lead(request)
         if request.error is not None:
             raise request.error
-        return request.last
+        return request
 
     def _lead(self, request: _Pending) -> None:
         """Commit the queue (which holds ``request``) in one transaction, then hand the lead to
@@ -734,6 +813,9 @@ class LmdbLog(BaseLog):
             return
         for request in batch:
             request.done = True
+        deleted = [r.records[-1].number for r in batch if r.records and not r.forget]
+        if deleted:
+            self.deletes.set(max(deleted))
         self.since.set(last)
 
     def _put_with_growth(self, batch: list[_Pending]) -> int:
@@ -746,6 +828,12 @@ class LmdbLog(BaseLog):
                         cursor = txn.cursor()
                         seq = self._next_seq(cursor)
                         for request in batch:
+                            if request.forget:
+                                request.records = self._erase_journal_values(txn)
+                                continue
+                            if request.deletes is not None:
+                                request.records = self._put_deletes(txn, request.deletes)
+                                continue
                             items = [
                                 (seq_key(seq + i), data) for i, data in enumerate(request.encoded)
                             ]
@@ -782,6 +870,51 @@ class LmdbLog(BaseLog):
                     e, "the values of this append were not written (the log holds everything "
                     "appended before them)"
                 ) from None
+
+    def _erase_journal_values(self, txn: Any) -> list[DeleteRecord]:
+        meta_db = self._shared.meta_db
+        erased = []
+        for record in self._journal_in(txn):
+            if record.old is not None:
+                key = _JOURNAL + seq_key(record.number)
+                txn.put(key, codec.encode([record.seq, None]), db=meta_db)
+                erased.append(record)
+        return erased
+
+    def _put_deletes(self, txn: Any, seqs: list[int]) -> list[DeleteRecord]:
+        """Tombstone ``seqs`` (those not deleted yet) and journal them in ``txn``."""
+        meta_db = self._shared.meta_db
+        number = _last_delete(txn, meta_db) + 1
+        records = []
+        for seq in seqs:
+            key = seq_key(seq)
+            old = txn.get(key)
+            if old is None:
+                raise CorruptionError(
+                    f"{self.dir}: seq {seq} is missing from the log below its last seq; it is "
+                    "damaged: run `flume verify` and restore it from a copy"
+                )
+            if old == TOMBSTONE:
+                continue
+            txn.put(key, TOMBSTONE)
+            txn.put(_JOURNAL + seq_key(number), codec.encode([seq, old]), db=meta_db)
+            records.append(DeleteRecord(number, seq, old))
+            number += 1
+        if records:
+            txn.put(b"format", _format_record(FORMAT_VERSION), db=meta_db)
+        return records
+
+    def _journal_in(self, txn: Any) -> list[DeleteRecord]:
+        cursor = txn.cursor(db=self._shared.meta_db)
+        out: list[DeleteRecord] = []
+        if not cursor.set_range(_JOURNAL):
+            return out
+        for key, value in cursor.iternext(keys=True, values=True):
+            if not key.startswith(_JOURNAL):
+                break
+            seq, old = codec.decode(value)
+            out.append(DeleteRecord(int.from_bytes(key[len(_JOURNAL) :], "big"), seq, old))
+        return out
 
     def _write_failed(self, e: lmdb.Error, what: str) -> StorageError:
         if fs.is_disk_full(self._path, str(e)):

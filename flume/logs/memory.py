@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from flume.logs.base import BaseLog
+from flume.logs.base import TOMBSTONE, BaseLog, DeleteRecord
 
 
 class MemoryLog(BaseLog):
@@ -19,6 +19,7 @@ class MemoryLog(BaseLog):
     def __init__(self) -> None:
         super().__init__(readonly=False)
         self._items: list[bytes] = []
+        self._journal: list[DeleteRecord] = []
         self._lock = threading.Lock()
 
     def _commit(self, encoded: list[bytes]) -> int:
@@ -29,6 +30,31 @@ class MemoryLog(BaseLog):
             # Set inside the lock so that since never moves backwards between racing appenders.
             self.since.set(last)
         return last
+
+    def _commit_deletes(self, seqs: list[int]) -> list[DeleteRecord]:
+        self._check_writable()
+        with self._lock:
+            items, journal = self._items, self._journal
+            records: list[DeleteRecord] = []
+            for seq in seqs:
+                if items[seq] == TOMBSTONE:
+                    continue
+                records.append(DeleteRecord(len(journal) + len(records), seq, items[seq]))
+                items[seq] = TOMBSTONE
+            journal.extend(records)
+            self.deletes.set(len(journal) - 1)
+        return records
+
+    def read_deletes(self, start: int, end: int) -> list[DeleteRecord]:
+        journal = self._journal
+        return journal[max(start, 0) : max(end + 1, 0)]
+
+    def forget_deleted(self) -> int:
+        """Forget the values the journal keeps (what compaction does); return how many."""
+        with self._lock:
+            kept = [r for r in self._journal if r.old is not None]
+            self._journal[:] = [r._replace(old=None) for r in self._journal]
+        return len(kept)
 
     def _get_raw(self, seq: int) -> bytes | None:
         items = self._items

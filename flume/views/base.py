@@ -9,12 +9,18 @@ give two things; ``flume.testing.ViewConformance`` is the executable spec:
   closeable iterator (see :func:`snapshot_read`).
 - ``apply(entries, batch)``: index a batch of new entries, in seq order, into ``batch`` (the
   db adds the view's ``since`` to the same batch and commits both in one atomic write).
+  Deleted entries are never in it: a batch may skip seqs, and ``batch.last`` is the seq the
+  view's ``since`` moves to with it.
 
 Everything else has a default the db relies on, to override when a view needs it:
 
 - ``kind``, ``version`` and ``definition()``: what :meth:`View.fingerprint` digests; a
   stored view is reused only by a view of the same fingerprint, otherwise rebuilt. Views whose
   ``definition()`` is data (Query) can be mounted from the directory without their code.
+- ``unapply(entries, batch)`` when values it indexed were deleted: remove from ``batch`` what
+  ``apply`` derived from them and return True; the default returns False (putting nothing),
+  and the db then rebuilds the view from the log. ``advance(batch)`` for a batch whose
+  entries were all deleted (nothing to apply; ``since`` still moves to ``batch.last``).
 - ``open(ctx)`` when mounted (load state from ``ctx.family``); ``commit()`` / ``rollback()``
   after the write of the last ``apply``'s batch succeeded or was discarded (for views that keep
   state in memory, like Reduce); ``reset()`` after the view's data was wiped (rebuild);
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flume import codec
+from flume.entry import DELETED
 from flume.errors import ClosedError, FlumeError, InvalidTypeError
 from flume.obv import Obv
 from flume.views.store import Family, StoreBatch
@@ -64,21 +71,26 @@ class StaleReadError(Exception):
 
 class FamilyBatch:
     """Puts and deletes of one view, into the db's write batch: ``put(key, value)`` and
-    ``delete(key)``."""
+    ``delete(key)``; ``last`` is the seq the view's ``since`` moves to with this batch (-1
+    when the caller does not say: then it is the batch's last entry), ``deletes`` the number
+    of the last delete of the log's journal the view has processed with it."""
 
-    __slots__ = ("delete", "put")
+    __slots__ = ("delete", "deletes", "last", "put")
 
-    def __init__(self, batch: StoreBatch, name: str) -> None:
+    def __init__(self, batch: StoreBatch, name: str, last: int = -1, deletes: int = -1) -> None:
         # Partials, not methods: a put is the indexer's innermost call, once per stored key.
         self.put: Callable[[bytes, bytes], None] = functools.partial(batch.put, name)
         self.delete: Callable[[bytes], None] = functools.partial(batch.delete, name)
+        self.last = last
+        self.deletes = deletes
 
 
 @dataclass
 class ViewContext:
     """What a mounted view may use: its own keyspace and progress, and read access to the log.
 
-    ``since`` is the last seq the view has committed (readers see the writer's). ``get_values``
+    ``since`` is the last seq the view has committed (readers see the writer's); ``deletes()``
+    the number of the last delete of the log's journal it has processed. ``get_values``
     looks seqs up in the log in one read. ``scan_log(upto, reverse)`` iterates ``(seq, value)``
     over the log up to seq ``upto``. ``follow(after)`` is a live stream of ``(seq, value)``
     entries with seq > ``after``, closed when the db closes.
@@ -88,6 +100,7 @@ class ViewContext:
     family: Family
     readonly: bool
     since: Obv[int]
+    deletes: Callable[[], int]
     get_values: Callable[[Sequence[int]], list[Any]]
     scan_log: Callable[[int, bool], Iterator[tuple[int, Any]]]
     follow: Callable[[int], Any]
@@ -153,8 +166,22 @@ class View:
         """
         raise NotImplementedError
 
+    def unapply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> bool:
+        """Remove from ``batch`` what ``apply`` stored for ``entries`` (ascending seqs, each
+        applied before; their values were deleted from the log) and return True; or return
+        False, putting nothing, when the view cannot: the db then rebuilds it from the log.
+
+        Raises:
+            ViewFunctionError: the user function failed on one of them.
+        """
+        return False
+
+    def advance(self, batch: FamilyBatch) -> None:
+        """A batch of deleted entries only: nothing to apply, and ``since`` moves to
+        ``batch.last`` (for views that store their ``since`` in their own data)."""
+
     def commit(self) -> None:
-        """The last ``apply``'s batch was written."""
+        """The last ``apply``'s (or ``unapply``'s) batch was written."""
 
     def rollback(self) -> None:
         """The last ``apply``'s batch was discarded (an error, or close)."""
@@ -229,13 +256,15 @@ def with_values(
         if len(pending) >= want:
             values = get_values([seq for seq, _ in pending])
             for (seq, extra), value in zip(pending, values):
-                yield seq, extra, value
+                if value is not DELETED:  # deleted while this read ran
+                    yield seq, extra, value
             pending = []
             want = min(want * 4, MAX_LOOKUP)
     if pending:
         values = get_values([seq for seq, _ in pending])
         for (seq, extra), value in zip(pending, values):
-            yield seq, extra, value
+            if value is not DELETED:
+                yield seq, extra, value
 
 
 def snapshot_read(

@@ -45,6 +45,7 @@ __all__ = [
     "PREFIX",
     "Term",
     "add_entries",
+    "remove_entries",
     "count",
     "field_prefix",
     "seqs",
@@ -94,9 +95,49 @@ def add_entries(
         ViewFunctionError: a field's value cannot be key-encoded (never for a stored value);
             nothing was put.
     """
+    pending = _records_of(paths, entries, chunk_bits)
+    for key, lows in pending.items():
+        stored = get(key)
+        bitmap = BitMap.deserialize(stored) if stored is not None else BitMap()
+        bitmap.update(lows)
+        bitmap.run_optimize()
+        put(key, bitmap.serialize())
+
+
+def remove_entries(
+    paths: Sequence[Path],
+    entries: Sequence[tuple[int, Any]],
+    get: Callable[[bytes], bytes | None],
+    put: Callable[[bytes, bytes], None],
+    delete: Callable[[bytes], None],
+    chunk_bits: int = CHUNK_BITS,
+) -> None:
+    """Remove ``entries`` (``(seq, value)``, added before) from the bitmaps of the fields at
+    ``paths``; a record left empty is deleted, as a view built without those entries has none.
+
+    Raises:
+        ViewFunctionError: a field's value cannot be key-encoded; nothing was put.
+    """
+    pending = _records_of(paths, entries, chunk_bits)
+    for key, lows in pending.items():
+        stored = get(key)
+        if stored is None:
+            continue
+        bitmap = BitMap.deserialize(stored)
+        bitmap.difference_update(BitMap(lows))
+        if bitmap:
+            bitmap.run_optimize()
+            put(key, bitmap.serialize())
+        else:
+            delete(key)
+
+
+def _records_of(
+    paths: Sequence[Path], entries: Sequence[tuple[int, Any]], chunk_bits: int
+) -> dict[bytes, list[int]]:
+    """The records ``entries`` touch: each key with the low bits of its seqs."""
     low_mask = (1 << chunk_bits) - 1
-    prefixes = [field_prefix(i) for i in range(len(paths))]
-    fields = list(zip(prefixes, paths))
+    fields = [(field_prefix(i), path) for i, path in enumerate(paths)]
     encode = keys.encode
     pending: dict[bytes, list[int]] = {}
     chunk = -1
@@ -117,12 +158,7 @@ def add_entries(
                 pending[key] = [low]
             else:
                 lows.append(low)
-    for key, lows in pending.items():
-        stored = get(key)
-        bitmap = BitMap.deserialize(stored) if stored is not None else BitMap()
-        bitmap.update(lows)
-        bitmap.run_optimize()
-        put(key, bitmap.serialize())
+    return pending
 
 
 def _value_chunks(

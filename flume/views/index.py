@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from flume import keys
+from flume.entry import DELETED
 from flume.errors import EncodeError, InvalidArgumentError, InvalidTypeError, NotFoundError
 from flume.ranges import check_bool, check_limit
 from flume.views.base import (
@@ -80,8 +81,26 @@ class Index(View):
         except Exception as e:
             raise ViewFunctionError(seq, e, "the index function raised") from e
 
+    def unapply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> bool:
+        """Delete the keys ``fn`` gives for ``entries`` (the same keys ``apply`` put: ``fn`` is
+        a pure function of the value)."""
+        delete = batch.delete
+        seq = -1
+        try:
+            for seq, value in entries:
+                suffix = keys.seq_key(seq)
+                for key in self._keys_of(value):
+                    delete(keys.encode_tuple(key if isinstance(key, tuple) else (key,)) + suffix)
+        except EncodeError as e:
+            raise ViewFunctionError(
+                seq, e, "the index function returned a key that cannot be stored"
+            ) from e
+        except Exception as e:
+            raise ViewFunctionError(seq, e, "the index function raised") from e
+        return True
+
     def _decode(self, raw_key: bytes, raw_value: bytes) -> tuple[Any, int]:
-        fields = keys.decode_tuple(raw_key[:-keys.SEQ_BYTES], raw_value[1:])
+        fields = keys.decode_tuple(raw_key[: -keys.SEQ_BYTES], raw_value[1:])
         key = fields if raw_value[:1] == _TUPLE else fields[0]
         return key, keys.seq_of(raw_key)
 
@@ -97,7 +116,9 @@ class Index(View):
             # A key with more fields shares this prefix; only an exact match counts.
             if len(raw_key) == len(prefix) + keys.SEQ_BYTES:
                 seq = keys.seq_of(raw_key)
-                return self.ctx.get_values([seq])[0]
+                value = self.ctx.get_values([seq])[0]
+                if value is not DELETED:  # (deleted while this read ran)
+                    return value
         raise NotFoundError(f"no entry has the key {key!r}")
 
     def read(
@@ -179,9 +200,7 @@ class Index(View):
             )
         return lower, upper
 
-    def _matches(
-        self, lower: bytes, upper: bytes | None, seq: int, value: Any
-    ) -> list[IndexEntry]:
+    def _matches(self, lower: bytes, upper: bytes | None, seq: int, value: Any) -> list[IndexEntry]:
         """The entries ``value`` (new, at ``seq``) adds in the range, in key order: what the
         stored index would hold, where equal encoded keys are one entry (the last one put)."""
         matched: dict[bytes, Any] = {}

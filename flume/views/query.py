@@ -117,6 +117,24 @@ class Query(View):
                 self.bitmaps, entries, self.ctx.family.get, put, self.chunk_bits
             )
 
+    def unapply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> bool:
+        """Delete ``entries``' keys from every index, and their seqs from the bitmaps."""
+        delete = batch.delete
+        specs = [(self._prefixes[name], paths) for name, paths in self.indexes.items()]
+        seq = -1
+        try:
+            for seq, value in entries:
+                suffix = seq_key(seq)
+                for prefix, paths in specs:
+                    delete(prefix + index_entry(paths, suffix, value)[0])
+        except EncodeError as e:
+            raise ViewFunctionError(seq, e, "a value's indexed field cannot be encoded") from e
+        if self.bitmaps:
+            bitmaps_store.remove_entries(
+                self.bitmaps, entries, self.ctx.family.get, batch.put, delete, self.chunk_bits
+            )
+        return True
+
     # -- reading -------------------------------------------------------------------------------
 
     def explain(self, query: Any) -> dict[str, Any]:

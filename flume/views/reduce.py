@@ -13,7 +13,7 @@ _STATE = b"state"
 
 
 class Reduce(View):
-    """``Reduce(reducer, initial=None, map=None, version=1)``.
+    """``Reduce(reducer, initial=None, map=None, version=1, unreduce=None)``.
 
     For each value, ``map(value)`` (when given) returns the item to reduce, or None to skip
     the value; then ``acc = reducer(acc, item)``. The state must be storable (see ``codec``);
@@ -22,8 +22,13 @@ class Reduce(View):
     the view has caught up with the log as it was at the call; returns a fresh copy of the
     state).
 
-    The stored record is ``[since, state]``: a reader checks that the state it read is at
-    least as new as the ``since`` it waited for, whatever its copy of the store did.
+    When values are deleted from the log, the state is rebuilt from the log; or, with
+    ``unreduce``, the inverse of ``reducer`` (``unreduce(reducer(acc, item), item) == acc``),
+    updated in place: ``acc = unreduce(acc, item)`` for each deleted value's item.
+
+    The stored record is ``[since, state, deletes]``: a reader checks that the state it read is
+    at least as new as the ``since`` and delete it waited for, whatever its copy of the store
+    did.
     """
 
     kind = "reduce"
@@ -35,13 +40,17 @@ class Reduce(View):
         initial: Any = None,
         map: Callable[[Any], Any] | None = None,
         version: int = 1,
+        unreduce: Callable[[Any, Any], Any] | None = None,
     ) -> None:
         super().__init__(version)
         if not callable(reducer):
             raise InvalidTypeError(f"reducer must be callable, not {reducer!r}")
         if map is not None and not callable(map):
             raise InvalidTypeError(f"map must be callable or None, not {map!r}")
+        if unreduce is not None and not callable(unreduce):
+            raise InvalidTypeError(f"unreduce must be callable or None, not {unreduce!r}")
         self._reducer = reducer
+        self._unreduce = unreduce
         self._map = map
         self._initial = codec.encode([-1, initial])
         self._committed = self._initial
@@ -77,8 +86,32 @@ class Reduce(View):
         except Exception as e:
             self.rollback()
             raise ViewFunctionError(seq, e, "the reduce function raised") from e
+        self._write(acc, max(batch.last, entries[-1][0]), batch, seq)
+
+    def unapply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> bool:
+        unreduce = self._unreduce
+        if unreduce is None:
+            return False
+        acc = self._acc
+        fmap = self._map
+        seq = -1
         try:
-            self._pending = codec.encode([entries[-1][0], acc])
+            for seq, value in entries:  # noqa: B007 - seq names the failing entry below
+                item = value if fmap is None else fmap(value)
+                if item is not None or fmap is None:
+                    acc = unreduce(acc, item)
+        except Exception as e:
+            self.rollback()
+            raise ViewFunctionError(seq, e, "the unreduce function raised") from e
+        self._write(acc, self.ctx.since.value, batch, seq)
+        return True
+
+    def advance(self, batch: FamilyBatch) -> None:
+        self._write(self._acc, batch.last, batch, batch.last)
+
+    def _write(self, acc: Any, since: int, batch: FamilyBatch, seq: int) -> None:
+        try:
+            self._pending = codec.encode([since, acc, batch.deletes])
         except EncodeError as e:
             self.rollback()
             raise ViewFunctionError(seq, e, "the reduce state is not storable") from e
@@ -110,9 +143,13 @@ class Reduce(View):
         if not self.ctx.readonly:
             return _state_of(self._committed)
         record = self._stored()
-        since, state = codec.decode(record)
-        if since < self.ctx.since.value:
-            raise StaleReadError(f"reduce state at seq {since}, view at {self.ctx.since.value}")
+        since, state, *rest = codec.decode(record)
+        deletes = rest[0] if rest else -1
+        if since < self.ctx.since.value or deletes < self.ctx.deletes():
+            raise StaleReadError(
+                f"reduce state at seq {since} and delete {deletes}, view at "
+                f"{self.ctx.since.value} and {self.ctx.deletes()}"
+            )
         return state
 
 
@@ -127,7 +164,7 @@ def _is_record(data: bytes) -> bool:
         return False
     return (
         isinstance(record, list)
-        and len(record) == 2
+        and len(record) in (2, 3)
         and isinstance(record[0], int)
         and not isinstance(record[0], bool)
     )
