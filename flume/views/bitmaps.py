@@ -123,9 +123,12 @@ def remove_entries(
         stored = get(key)
         if stored is None:
             continue
-        bitmap = BitMap.deserialize(stored)
-        bitmap.difference_update(BitMap(lows))
-        if bitmap:
+        left = BitMap.deserialize(stored)
+        left.difference_update(BitMap(lows))
+        if left:
+            # Built again from its values: a run container that lost values stays a run, where
+            # a record built without them holds an array; this keeps records canonical.
+            bitmap = BitMap(left.to_array())
             bitmap.run_optimize()
             put(key, bitmap.serialize())
         else:
