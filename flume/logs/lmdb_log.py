@@ -143,7 +143,7 @@ def _open_env(path: str, *, readonly: bool, map_size: int, sync: bool) -> _Share
             except PermissionError as e:
                 raise fs.permission_denied(e.filename or path, e.strerror or "") from None
             shared = _envs[path] = _SharedEnv(env, log_db, meta_db, readonly, sync)
-            shared.data_id = data_id
+            shared.data_id = data_id or lmdb_compact.data_id(path)  # or the file it created
         elif (shared.readonly and not readonly) or (sync and not shared.sync):
             _reopen_env(
                 path, shared, readonly=shared.readonly and readonly, sync=shared.sync or sync
@@ -158,7 +158,7 @@ def _reopen_env(path: str, shared: _SharedEnv, *, readonly: bool, sync: bool) ->
     with shared.lock.exclusive():
         map_size = shared.env.info()["map_size"]
         shared.env.close()
-        shared.data_id = lmdb_compact.data_id(path)
+        data_id = lmdb_compact.data_id(path)
         try:
             opened = _new_env(path, readonly=readonly, map_size=map_size, sync=sync)
         except BaseException:
@@ -168,6 +168,7 @@ def _reopen_env(path: str, shared: _SharedEnv, *, readonly: bool, sync: bool) ->
             raise
         shared.env, shared.meta_db, shared.log_db = opened
         shared.readonly, shared.sync = readonly, sync
+        shared.data_id = data_id
 
 
 def _switch_env(
