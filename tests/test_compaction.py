@@ -614,3 +614,54 @@ def test_views_reader_process_across_compact(tmp_path: Path, children: list[Chil
     child.send("x")
     assert child.next() == {"n": 50, "k1": "back"}
     store.close()
+
+
+def test_views_compact_with_gets_scans_and_writes_in_other_threads(tmp_path: Path) -> None:
+    store = RocksStore(tmp_path / "views")
+    batch = store.batch()
+    for i in range(1000):
+        batch.put("v", b"k%04d" % i, b"%d" % i)
+    store.write(batch)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    written: list[int] = []
+
+    def getter() -> None:
+        fam = store.family("v")
+        while not stop.is_set():
+            assert fam.get(b"k0005") == b"5"
+
+    def scanner() -> None:
+        fam = store.family("v")
+        while not stop.is_set():
+            assert sum(1 for _ in fam.scan(b"k01", b"k02")) == 100
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            batch = store.batch()
+            batch.put("v", b"w%06d" % i, b"x")
+            store.write(batch)
+            written.append(i)
+            i += 1
+
+    def run(target: Any) -> None:
+        try:
+            target()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in (getter, scanner, writer)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(3):
+            store.compact()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(CHILD_TIMEOUT)
+    assert not errors
+    fam = store.family("v")
+    assert [k for k in fam.keys(b"w", None)] == [b"w%06d" % i for i in written]
+    store.close()
