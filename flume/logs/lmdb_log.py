@@ -545,30 +545,6 @@ class LmdbLog(BaseLog):
                 self.since.set(last)
         return self.since.value
 
-    def _follow_compaction(self) -> None:
-        """When the log directory was swapped for a compacted one since this process opened
-        its environment, open the new one and switch every user in this process to it (one
-        stat when it was not). Keeps the old one if the new cannot be opened.
-
-        Raises:
-            FormatError / CorruptionError / PermissionDeniedError: the new one cannot be
-                opened (the old one stays in use).
-        """
-        shared = self._shared
-        current = lmdb_compact.data_id(self._path)
-        if current is None or current == shared.data_id:
-            return  # the same file, or a swap by two renames in progress
-        with _envs_lock:
-            current = lmdb_compact.data_id(self._path)  # read before the open, as at open
-            if current is None or current == shared.data_id or self._closed:
-                return
-            with self._rw.shared():
-                map_size = shared.env.info()["map_size"]
-            opened = _new_env(
-                self._path, readonly=shared.readonly, map_size=map_size, sync=shared.sync
-            )
-            _switch_env(shared, opened, current)
-
     def _get_raw(self, seq: int) -> bytes | None:
         # The hot path of get(): no context manager (two generators) around one lookup.
         txn = self._begin_read()
@@ -930,6 +906,30 @@ class LmdbLog(BaseLog):
             compaction.finish()
         finally:
             self._pass_lead()
+
+    def _follow_compaction(self) -> None:
+        """When the log directory was swapped for a compacted one since this process opened
+        its environment, open the new one and switch every user in this process to it (one
+        stat when it was not). Keeps the old one if the new cannot be opened.
+
+        Raises:
+            FormatError / CorruptionError / PermissionDeniedError: the new one cannot be
+                opened (the old one stays in use).
+        """
+        shared = self._shared
+        current = lmdb_compact.data_id(self._path)
+        if current is None or current == shared.data_id:
+            return  # the same file, or a swap by two renames in progress
+        with _envs_lock:
+            current = lmdb_compact.data_id(self._path)  # read before the open, as at open
+            if current is None or current == shared.data_id or self._closed:
+                return
+            with self._rw.shared():
+                map_size = shared.env.info()["map_size"]
+            opened = _new_env(
+                self._path, readonly=shared.readonly, map_size=map_size, sync=shared.sync
+            )
+            _switch_env(shared, opened, current)
 
     # -- closing -------------------------------------------------------------------------------
 
