@@ -18,6 +18,7 @@ import warnings
 from flume import fs
 from flume.errors import CorruptionError, DirectoryNotFoundError, FormatError
 from flume.lock import LOCK_FILE, read_only_media_error
+from flume.logs import lmdb_compact
 from flume.views.store import MemoryStore, RocksStore, Store
 
 
@@ -56,6 +57,10 @@ def check_directory(directory: str, readonly: bool) -> None:
         raise FormatError(f"{directory} is a file, not a flume database directory")
     if not readonly and fs.read_only_media(directory):
         raise read_only_media_error(directory)
+    if not readonly:
+        # A compaction killed between its two renames left no log/: put the old one back,
+        # and remove the log.compact-* directories of compactions that are over.
+        lmdb_compact.recover(os.path.join(directory, "log"))
     data = os.path.join(directory, "log", "data.mdb")
     data_found = fs.stat(data)
     if fs.stat(os.path.join(directory, "views", "CURRENT")) is not None and (

@@ -36,6 +36,7 @@ import lmdb
 from flume import codec, fs
 from flume.errors import ClosedError, CorruptionError, FlumeError, FormatError, StorageError
 from flume.keys import SEQ_BYTES, seq_key
+from flume.logs import lmdb_compact
 from flume.logs.base import TOMBSTONE, BaseLog, DeleteRecord
 
 FORMAT_NAME = "flume-log"
@@ -123,6 +124,9 @@ class _SharedEnv:
     sync: bool
     lock: _ReadersWriterLock = field(default_factory=_ReadersWriterLock)
     users: int = 0
+    # (st_dev, st_ino) of the data file when the environment was opened (read just before):
+    # another one there means a compaction swapped the directory (see lmdb_compact).
+    data_id: tuple[int, int] | None = None
 
 
 _envs: dict[str, _SharedEnv] = {}
@@ -138,6 +142,7 @@ def _open_env(path: str, *, readonly: bool, map_size: int, sync: bool) -> _Share
     with _envs_lock:
         shared = _envs.get(path)
         if shared is None:
+            data_id = lmdb_compact.data_id(path)
             try:
                 env, meta_db, log_db = _new_env(
                     path, readonly=readonly, map_size=map_size, sync=sync
@@ -145,6 +150,7 @@ def _open_env(path: str, *, readonly: bool, map_size: int, sync: bool) -> _Share
             except PermissionError as e:
                 raise fs.permission_denied(e.filename or path, e.strerror or "") from None
             shared = _envs[path] = _SharedEnv(env, log_db, meta_db, readonly, sync)
+            shared.data_id = data_id or lmdb_compact.data_id(path)  # or the file it created
         elif (shared.readonly and not readonly) or (sync and not shared.sync):
             _reopen_env(
                 path, shared, readonly=shared.readonly and readonly, sync=shared.sync or sync
@@ -159,6 +165,7 @@ def _reopen_env(path: str, shared: _SharedEnv, *, readonly: bool, sync: bool) ->
     with shared.lock.exclusive():
         map_size = shared.env.info()["map_size"]
         shared.env.close()
+        data_id = lmdb_compact.data_id(path)
         try:
             opened = _new_env(path, readonly=readonly, map_size=map_size, sync=sync)
         except BaseException:
@@ -168,6 +175,21 @@ def _reopen_env(path: str, shared: _SharedEnv, *, readonly: bool, sync: bool) ->
             raise
         shared.env, shared.meta_db, shared.log_db = opened
         shared.readonly, shared.sync = readonly, sync
+        shared.data_id = data_id
+
+
+def _switch_env(
+    shared: _SharedEnv, opened: tuple[lmdb.Environment, Any, Any], data_id: tuple[int, int] | None
+) -> None:
+    """Make every user of ``shared`` use the environment ``opened`` (of a compacted log
+    directory swapped in), then close the old one. Call it holding ``_envs_lock``.
+
+    Blocks on: the transactions of this process in progress."""
+    with shared.lock.exclusive():
+        old = shared.env
+        shared.env, shared.meta_db, shared.log_db = opened
+        shared.data_id = data_id
+    old.close()
 
 
 def _release_env(path: str, shared: _SharedEnv) -> None:
@@ -454,6 +476,7 @@ class LmdbLog(BaseLog):
         self._path = os.path.realpath(self.dir)
         if not readonly:
             try:
+                lmdb_compact.recover(self._path)  # what a compaction that died left behind
                 os.makedirs(self._path, exist_ok=True)
             except PermissionError as e:
                 raise fs.permission_denied(e.filename or self._path, e.strerror or "") from None
@@ -541,8 +564,15 @@ class LmdbLog(BaseLog):
 
     def refresh(self) -> int:
         """Re-read the last seq (and delete) another process committed; update and return
-        ``since``."""
+        ``since``.
+
+        A reader first follows a compaction of the log (a new ``data.mdb``, see
+        :meth:`compact`): it reopens its environment on the compacted directory.
+
+        Blocks on: a read transaction; after a compaction, this process's transactions
+        in progress (the reopen)."""
         if self.readonly and not self._closed:
+            self._follow_compaction()
             last, deletes = self._read_ends()
             if deletes != self.deletes.value:
                 self.deletes.set(deletes)
@@ -950,6 +980,89 @@ class LmdbLog(BaseLog):
             while target < at_least:
                 target *= 2
             self._env.set_mapsize(target)
+
+    # -- compacting ----------------------------------------------------------------------------
+
+    def compact(self) -> None:
+        """Rewrite the log so that no free page of its file survives (the bytes of overwritten
+        or deleted values, which LMDB keeps in free pages until it reuses them), and swap the
+        compacted directory in for ``log/`` (see :mod:`flume.logs.lmdb_compact`).
+
+        Appends are held from the start of the copy until the swap is done, then go on (an
+        append from another thread meanwhile waits, then gets its seq as usual). Readers in
+        this process switch to the new file at once; readers in other processes go on reading
+        the old one (whole, though no longer in the directory) and switch at their next
+        ``refresh()``. A ``kill -9`` at any moment leaves a log with every committed entry;
+        the next writer open removes what the compaction left behind.
+
+        Needs as much free disk as the entries take. It requires this log to be the only
+        writer of its directory (as flume's writer lock ensures).
+
+        Blocks on: a commit in progress; reading and writing every page in use (about the
+        time of a file copy); then this process's read transactions in progress (the switch).
+
+        Raises:
+            ReadOnlyError: a reader's log. ClosedError: the log is closed.
+            CompactionError: the copy or the swap failed (no space, I/O error); the log is
+                as it was.
+        """
+        self._check_writable()
+        with self._idle:
+            while self._committing:
+                self._idle.wait()
+            self._committing = True  # appends queue up behind, as behind a commit
+        try:
+            self._check_writable()
+            compaction = lmdb_compact.Compaction(self._path)
+            with self._rw.shared():
+                map_size = self._env.info()["map_size"]
+                compaction.copy(self._env)
+            try:
+                # Opened at its temporary name, before any other process can see it there.
+                opened = _new_env(
+                    compaction.new_path, readonly=False, map_size=map_size,
+                    sync=self._shared.sync,
+                )
+            except BaseException:
+                compaction.abandon()
+                raise
+            new_id = lmdb_compact.data_id(compaction.new_path)
+            # Under _envs_lock: no reader of this process may open the new file itself (one
+            # environment per file per process) between the swap and the switch.
+            with _envs_lock:
+                try:
+                    compaction.swap()
+                except BaseException:
+                    opened[0].close()
+                    raise
+                _switch_env(self._shared, opened, new_id)
+            compaction.finish()
+        finally:
+            self._pass_lead()
+
+    def _follow_compaction(self) -> None:
+        """When the log directory was swapped for a compacted one since this process opened
+        its environment, open the new one and switch every user in this process to it (one
+        stat when it was not). Keeps the old one if the new cannot be opened.
+
+        Raises:
+            FormatError / CorruptionError / PermissionDeniedError: the new one cannot be
+                opened (the old one stays in use).
+        """
+        shared = self._shared
+        current = lmdb_compact.data_id(self._path)
+        if current is None or current == shared.data_id:
+            return  # the same file, or a swap by two renames in progress
+        with _envs_lock:
+            current = lmdb_compact.data_id(self._path)  # read before the open, as at open
+            if current is None or current == shared.data_id or self._closed:
+                return
+            with self._rw.shared():
+                map_size = shared.env.info()["map_size"]
+            opened = _new_env(
+                self._path, readonly=shared.readonly, map_size=map_size, sync=shared.sync
+            )
+            _switch_env(shared, opened, current)
 
     # -- closing -------------------------------------------------------------------------------
 

@@ -19,15 +19,26 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Protocol, cast
 
-from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import (
+    AccessType,
+    BottommostLevelCompaction,
+    CompactOptions,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
 
 from flume import codec, fs
-from flume.errors import CorruptionError, FlumeError, FormatError
+from flume.errors import ClosedError, CorruptionError, FlumeError, FormatError, ReadOnlyError
 
 META_FAMILY = "__flume_meta__"
+# How long RocksStore.compact() waits for other threads' scans to let go of the database.
+_REOPEN_WAIT = 10.0
 
 
 class Family(Protocol):
@@ -83,6 +94,8 @@ class Store(Protocol):
       atomic write (rebuild, re-declaration). ``drop(name)``: delete a view's data and meta.
     - ``catch_up(reopen=False)``: for a reader of a store another process writes, see what
       it has committed since (``reopen``: open a fresh copy); nothing for a writer.
+    - ``compact()``: a writer's store rewrites its files so that the bytes of deleted keys
+      and values are in none of them (nothing for a store in memory).
     - ``readonly``: a reader's store, whose writes raise. ``close()``: idempotent.
     """
 
@@ -96,6 +109,7 @@ class Store(Protocol):
     def reset(self, metas: dict[str, dict[str, Any]]) -> None: ...
     def drop(self, name: str) -> None: ...
     def catch_up(self, reopen: bool = False) -> None: ...
+    def compact(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -232,6 +246,9 @@ class MemoryStore:
 
     def catch_up(self, reopen: bool = False) -> None:
         pass
+
+    def compact(self) -> None:
+        """Nothing: a store in memory keeps no deleted bytes."""
 
     def close(self) -> None:
         pass
@@ -733,12 +750,15 @@ class RocksStore:
                     "an earlier write failed for lack of space",
                 )
         try:
-            if durable:
-                options = WriteOptions()
-                options.sync = True
-                self._db.write(batch.wb, options)
-            else:
-                self._db.write(batch.wb)
+            # Under the lock: compact() reopens the database (a batch holds column family
+            # ids, not the opening's handles, so it stays good across that reopen).
+            with self._lock:
+                if durable:
+                    options = WriteOptions()
+                    options.sync = True
+                    self._db.write(batch.wb, options)
+                else:
+                    self._db.write(batch.wb)
         except Exception as e:
             if not fs.is_disk_full(self.path, str(e)):
                 raise
@@ -813,6 +833,85 @@ class RocksStore:
         # Views' data is derived and may lag after a power loss (it is rebuilt from its since);
         # their definitions are not derived from anything: those writes are synced.
         self.write(batch, durable=True)
+
+    def compact(self) -> None:
+        """Rewrite the database so that keys and values deleted before the call are in no
+        file under its directory any more: flush every column family's memtable, compact
+        each one fully (the bottommost level too, so that tombstones and what they cover are
+        dropped), then reopen the database, which writes a new MANIFEST holding only the
+        current files (the old one names the smallest and largest key of every table file it
+        ever had) and deletes the old write-ahead log; the info logs of earlier openings
+        (``LOG.old.*``) are removed.
+
+        Readers (secondary instances) go on: their next :meth:`catch_up` sees the new
+        MANIFEST and reopens. Writes from other threads wait for the compaction; a batch
+        begun before it can still be written after.
+
+        It needs every scan of this store in other threads to have ended (an iterator keeps
+        the database open); it waits up to ``_REOPEN_WAIT`` seconds for them.
+
+        Blocks on: RocksDB rewriting every table file (about the time of copying them).
+
+        Raises:
+            ReadOnlyError: a reader's store. ClosedError: the store is closed.
+            DiskFullError: no space for the rewritten files (the data is as it was).
+            StorageError: the disk refused the flush or the compaction, or the reopen did not
+                succeed (a scan in another thread held the database); the next
+                :meth:`batch` reopens it.
+        """
+        if self.readonly:
+            raise ReadOnlyError("a reader's views store cannot be compacted; compact the writer's")
+        with self._lock:
+            if self._closed:
+                raise ClosedError("the views store is closed")
+            if self._stalled:
+                self._recover()
+            names = sorted(self._db_families())
+            options = CompactOptions()
+            options.set_bottommost_level_compaction(BottommostLevelCompaction.force())
+            try:
+                for name in names:
+                    self._cf(name).flush()
+                self._db.flush_wal(True)
+                for name in names:
+                    self._cf(name).compact_range(None, None, options)
+            except Exception as e:
+                if fs.is_disk_full(self.path, str(e)):
+                    raise fs.disk_full(self.path, "the views were not compacted", str(e)) from None
+                raise fs.storage_error(self.path, "the views were not compacted", str(e)) from None
+            self._reopen_writer()
+            for name in fs.listdir(self.path):
+                if name.startswith("LOG.old"):
+                    with contextlib.suppress(OSError):
+                        os.remove(os.path.join(self.path, name))
+
+    def _reopen_writer(self) -> None:
+        """Close and open the (primary) database again, waiting for the scans of other
+        threads to let go of it. On failure the store is detached, and :meth:`batch`
+        reopens it.
+
+        Raises:
+            StorageError: it could not be reopened.
+        """
+        self._families.clear()
+        self._handles.clear()
+        self._db.close()
+        deadline = time.monotonic() + _REOPEN_WAIT
+        while True:
+            try:
+                self._db = self._open()
+                return
+            except FlumeError as e:
+                held = "lock hold by current process" in str(e)
+                if not held or time.monotonic() > deadline:
+                    self._detached = self._stalled = True
+                    raise fs.storage_error(
+                        self.path,
+                        "the views were compacted but the database could not be reopened"
+                        + (" (a scan in another thread still held it)" if held else ""),
+                        str(e),
+                    ) from None
+            time.sleep(0.01)
 
     def catch_up(self, reopen: bool = False) -> None:
         """Secondary instances only: see what the writer has committed since.
