@@ -920,6 +920,8 @@ def status_report(db: flume.Flume, directory: str) -> dict[str, Any]:
         "dir": directory,
         "since": since,
         "entries": since + 1,
+        "deleted": status["deleted"],
+        "reclaimable_bytes": db.log.reclaimable_bytes() if isinstance(db.log, flume.LmdbLog) else 0,
         "log_bytes": file_size(os.path.join(directory, "log", "data.mdb")),
         "views_bytes": dir_size(os.path.join(directory, "views")),
         "views": dict(sorted(views.items())),
@@ -948,6 +950,9 @@ def status(directory: str, as_json: bool) -> None:
     click.echo(f"flume database at {directory}")
     log_size = fs.human_size(report["log_bytes"])
     click.echo(f"log:   {report['entries']:,} entries ({span}), {log_size} on disk")
+    if report["deleted"]:
+        click.echo(f"       {report['deleted']:,} deleted; `flume compact` would reclaim about "
+                   f"{fs.human_size(report['reclaimable_bytes'])} and erase their bytes")
     click.echo(f"views: {len(report['views'])}, {fs.human_size(report['views_bytes'])} on disk")
     if report["views"]:
         width = max(len(n) for n in report["views"])
@@ -960,6 +965,61 @@ def status(directory: str, as_json: bool) -> None:
                 state += f": {info['error']}"
             click.echo(f"  {name:<{width}}  {info['kind']!s:<6}  {info['since']:>9}  "
                        f"{info['lag']:>9}  {state}")
+
+
+@cli.command(short_help="Delete values by seq, or those a query matches.")
+@DIR
+@click.argument("seqs", nargs=-1, type=int, metavar="[SEQ]...")
+@click.option("--where", "where", default=None, metavar="QUERY",
+              help="delete every value this JSON query's $filter stages match")
+@click.option("--view", "view_name", default=None, metavar="NAME",
+              help="answer --where with this Query view (default: a scan of the log)")
+def delete(directory: str, seqs: tuple[int, ...], where: str | None,
+           view_name: str | None) -> None:
+    """Delete the values at SEQ... (or, with --where, those a query matches) from DIR: each
+    seq keeps its place and reads as deleted, and the Query views forget them at once. Prints
+    how many were deleted. Their bytes stay on disk until `flume compact DIR`.
+
+    Views defined by code forget them when their program next declares them.
+    """
+    if not seqs and where is None:
+        raise click.UsageError("give the seqs to delete, or --where QUERY")
+    if seqs and where is not None:
+        raise click.UsageError("give seqs or --where QUERY, not both")
+    query = parse_query_arg(where) if where is not None else None
+    db = open_db(directory, write=True)
+    try:
+        if query is not None:
+            try:
+                n = db.delete_where(query, view=view_name)
+            except QueryError as e:
+                _query_error(e)
+        else:
+            n = db.delete_many(list(seqs))
+    finally:
+        db.close()
+    click.echo(n)
+
+
+@cli.command(short_help="Erase deleted values' bytes from every file of DIR.")
+@DIR
+def compact(directory: str) -> None:
+    """Rewrite the log and compact the views of DIR so that no file under it holds a deleted
+    value's bytes any more (readers may go on meanwhile; appends wait for the log's copy).
+
+    Views defined by code that missed a delete are wiped: their program rebuilds them when it
+    next declares them.
+    """
+    db = open_db(directory, write=True)
+    try:
+        before = file_size(os.path.join(directory, "log", "data.mdb"))
+        report = db.compact()
+        after = file_size(os.path.join(directory, "log", "data.mdb"))
+    finally:
+        db.close()
+    click.echo(f"compacted {directory}: log {fs.human_size(before)} -> {fs.human_size(after)}, "
+               f"{report['erased']:,} deleted values erased from the journal, "
+               f"{report['wiped']} views to rebuild")
 
 
 @cli.command(short_help="Rebuild the Query views from the log.")

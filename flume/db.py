@@ -412,6 +412,46 @@ class Flume:
                 mounted.since.set(-1)
             self._indexer.wake()
 
+    def compact(self) -> dict[str, int]:
+        """Leave no copy of a deleted value on disk: erase the values the log's delete journal
+        keeps, rewrite the log (LMDB's compacting copy, swapped in with readers present) and
+        compact the views database (deleted keys and overwritten values leave its files).
+        Stored views this process cannot update (declared by code but not mounted now, or
+        failed) that missed a delete are wiped first; each is rebuilt when next declared.
+        Returns ``{"erased": values erased from the journal, "wiped": views wiped}``.
+
+        Blocks on: the indexer's current batch, appends (held during the log's copy), and the
+        time it takes to copy the log and rewrite the views' files.
+
+        Raises:
+            ReadOnlyError, ClosedError. CompactionError / StorageError: the log could not be
+                rewritten (it is as it was).
+        """
+        self._check_writable()
+        with self._views_lock:
+            last = self.log.deletes.value
+            stale = {}
+            for name, meta in self._store.all_meta().items():
+                mounted = self._mounted.get(name)
+                if mounted is not None and mounted.error is None:
+                    continue  # it processed every delete (delete_many waits for it)
+                if int(meta.get("deletes", -1)) < last and int(meta.get("since", -1)) >= 0:
+                    stale[name] = {**meta, "since": -1, "deletes": last}
+            if stale:
+                self._store.reset(stale)
+                for name in stale:
+                    mounted = self._mounted.get(name)
+                    if mounted is not None:
+                        mounted.deletes = last
+                        mounted.since.set(-1)
+            forget = getattr(self.log, "forget_deleted", None)
+            erased = forget() if forget is not None else 0
+            compact_log = getattr(self.log, "compact", None)
+            if compact_log is not None:
+                compact_log()
+            self._store.compact()
+        return {"erased": erased, "wiped": len(stale)}
+
     def get(self, seq: int) -> Any:
         """The value at ``seq``.
 
@@ -829,7 +869,7 @@ class Flume:
             if mounted.error is not None:
                 info["error"] = str(mounted.error)
             views[name] = info
-        return {"since": log_since, "views": views}
+        return {"since": log_since, "deleted": self.log.deletes.value + 1, "views": views}
 
     def rebuild(self, name: str | None = None, *, timeout: float | None = None) -> None:
         """Wipe the view ``name`` (default: every view; in one atomic write that keeps their

@@ -598,6 +598,19 @@ class LmdbLog(BaseLog):
                 out.append(DeleteRecord(number, seq, old))
         return out
 
+    def reclaimable_bytes(self) -> int:
+        """About how much of the file a :meth:`compact` would give back: its free pages (which
+        hold the bytes of overwritten and deleted values) and the deleted values the journal
+        keeps. Blocks on a read transaction."""
+        with self._read_txn() as txn:
+            used = 2  # the meta pages
+            for db in (None, self._shared.meta_db, self._db):
+                stat = txn.stat(db) if db is not None else self._env.stat()
+                used += stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
+            last_page = self._env.info()["last_pgno"]
+            kept = sum(len(r.old) for r in self._journal_in(txn) if r.old is not None)
+        return max(0, last_page + 1 - used) * self._page_size + kept
+
     def forget_deleted(self) -> int:
         """Erase the values the delete journal keeps (each record keeps its seq), in one
         durable commit; return how many it erased. What compaction does first: afterwards no
