@@ -263,8 +263,10 @@ class _Source:
     in constant memory.
     """
 
-    def __init__(self, path: str, base64_bytes: bool = False, tag_floats: bool = False) -> None:
+    def __init__(self, path: str, base64_bytes: bool = False, tag_floats: bool = False,
+                 tombstones: bool = False) -> None:
         self.path = path
+        self.tombstones = tombstones  # a line DELETED_LINE is a deleted entry (import)
         self.label = "stdin" if path == "-" else path
         self.base64_bytes = base64_bytes
         self.tag_floats = tag_floats
@@ -284,6 +286,8 @@ class _Source:
         except json.JSONDecodeError as e:
             fail(f"{self.label} line {number}: not valid JSON ({e.msg} at column {e.colno}); "
                  "nothing was appended")
+        if self.tombstones and _is_tombstone(value):
+            return flume.DELETED
         if self.base64_bytes or self.tag_floats:
             try:
                 value = untag(value, self.base64_bytes, self.tag_floats)
@@ -322,7 +326,7 @@ class _Source:
                     self._spool.write(raw if raw.endswith(b"\n") else raw + b"\n")
                 value = self._parse(number, raw)
                 try:
-                    codec.encode(value)
+                    codec.encode(None if value is flume.DELETED else value)
                 except FlumeError as e:
                     fail(f"{self.label} line {number}: {e}; nothing was appended")
                 self.values += 1
@@ -417,8 +421,24 @@ def _append_in_place(directory: str, source: _Source, only_if_empty: bool) -> tu
 
 def _append_batches(db: flume.Flume, source: _Source) -> None:
     for batch in source.batches():
-        db.append_many(batch)
+        deleted = [i for i, v in enumerate(batch) if v is flume.DELETED]
+        if not deleted:
+            db.append_many(batch)
+            continue
+        # A deleted entry of an export: appended as null and deleted, so that it keeps its seq.
+        last = db.append_many([None if v is flume.DELETED else v for v in batch])
+        first = last - len(batch) + 1
+        db.delete_many([first + i for i in deleted])
     wait_for_views(db)
+
+
+#: How ``export`` writes a deleted entry, and ``import`` reads one back (keeping its seq).
+DELETED_LINE = {"$deleted": True}
+
+
+def _is_tombstone(value: Any) -> bool:
+    return (type(value) is dict and len(value) == 1
+            and value.get("$deleted") is True)
 
 
 def _appended(directory: str, first: int, total: int) -> str:
@@ -547,11 +567,12 @@ def import_(directory: str, file: str, base64_bytes: bool, tag_floats: bool) -> 
     """Restore an export (JSON lines, one value each) into a new or empty DIR.
 
     Every value gets the seq it had when exported from a whole log, so `flume export A >
-    a.jsonl; flume import B a.jsonl` makes B's log equal A's (lossless for JSON data). Like
+    a.jsonl; flume import B a.jsonl` makes B's log equal A's (lossless for JSON data); a line
+    {"$deleted": true} is a deleted entry, which keeps its seq. Like
     `append`, it checks the whole file first: a bad line writes nothing. Refuses a DIR that
     already holds entries (use `flume append` to add to a log).
     """
-    source = _Source(file, base64_bytes=base64_bytes, tag_floats=tag_floats)
+    source = _Source(file, base64_bytes=base64_bytes, tag_floats=tag_floats, tombstones=True)
     n, last = _append_file(directory, source, only_if_empty=True)
     click.echo(f"imported {n:,} values", err=True)
     click.echo(str(last))
@@ -627,16 +648,23 @@ def export(directory: str, gt: int | None, gte: int | None, lt: int | None, lte:
            base64_bytes: bool, tag_floats: bool) -> None:
     """Write every value of the log as JSON lines, in seq order (for `flume import`).
 
-    Lossless for JSON data: `flume import` of the output recreates the same log. A value JSON
-    cannot hold exactly (bytes, NaN or an infinity, dict keys that are not strings) stops the
-    export with an error naming its seq, unless --base64-bytes / --tag-floats covers it (then
-    import with the same flags).
+    Lossless for JSON data: `flume import` of the output recreates the same log, deleted
+    entries included (each is a line {"$deleted": true}, so later seqs stay where they were;
+    a value that is that object itself is refused). A value JSON cannot hold exactly (bytes,
+    NaN or an infinity, dict keys that are not strings) stops the export with an error naming
+    its seq, unless --base64-bytes / --tag-floats covers it (then import with the same flags).
     """
     db = open_db(directory, write=False)
     out = LineWriter()
     try:
-        with db.stream(gt=gt, gte=gte, lt=lt, lte=lte) as entries:
+        with db.stream(gt=gt, gte=gte, lt=lt, lte=lte, tombstones=True) as entries:
             for seq, value in entries:
+                if value is flume.DELETED:
+                    out.line(json.dumps(DELETED_LINE))
+                    continue
+                if _is_tombstone(value):
+                    fail(f"seq {seq} holds {json.dumps(value)}, which export writes for a deleted "
+                         "entry (import would delete it); export cannot write this log")
                 try:
                     out.line(dumps_exact(value, base64_bytes, tag_floats))
                 except NotJson as e:

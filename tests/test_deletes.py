@@ -418,3 +418,23 @@ def test_cli_deletes_compacts_and_reports(tmp_path: Path) -> None:
     with flume.open(path, readonly=True) as reader:
         assert [e.seq for e in reader.stream()] == [s for s in range(30) if s % 3 and s > 2]
         assert list(reader.q.read([{"$filter": {"a": 0}}])) == []
+
+
+def test_export_writes_deleted_entries_and_import_keeps_their_seqs(tmp_path: Path) -> None:
+    from tests.test_cli import error, ok
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    with flume.open(a) as db:
+        db.append_many([{"i": i} for i in range(2500)])  # the import's batches span deletes
+        db.delete_many([0, 7, 999, 1000, 2499])
+    dump = tmp_path / "a.jsonl"
+    dump.write_text(ok("export", a))
+    assert dump.read_text().splitlines()[7] == '{"$deleted": true}'
+    ok("import", b, dump)
+    with flume.open(a, readonly=True) as source, flume.open(b, readonly=True) as db:
+        assert list(db.stream(tombstones=True)) == list(source.stream(tombstones=True))
+        assert db.since.value == 2499 and db.log.deletes.value == 4
+    c = tmp_path / "c"
+    with flume.open(c) as db:
+        db.append({"$deleted": True})  # a value export could not tell from a deleted entry
+    assert "deleted entry" in error("export", c)
