@@ -17,8 +17,9 @@ The suite covers: the empty log, single and batch appends, ``since`` (and its ``
 stream option alone and combined (checked against a model), option errors, live streams
 (on an empty log, racing appends from other threads, closing from another thread, closing the
 log, ``limit`` and upper bounds ending them), ``get``/``get_many``, batch atomicity with an
-unstorable item, errors after ``close()``, and close/reopen. Every wait is bounded, so a broken
-log fails a test rather than hanging the run.
+unstorable item, deletes (tombstones, the journal, every stream option over deleted entries
+against the model, bad input changing nothing), errors after ``close()``, and close/reopen.
+Every wait is bounded, so a broken log fails a test rather than hanging the run.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ from typing import Any
 
 import pytest
 
+from flume.entry import DELETED
 from flume.errors import (
     ClosedError,
+    DeletedError,
     EncodeError,
     FlumeError,
     FlumeTimeoutError,
@@ -708,6 +711,65 @@ class LogConformance:
         for call in calls:
             with pytest.raises(ClosedError):
                 call()
+
+    # -- deletes -------------------------------------------------------------------------------
+
+    def test_delete_leaves_a_tombstone_in_its_place(self, log: Log) -> None:
+        values = self.fill(log, self.N)
+        records = log.delete_many([5, 2, 5])
+        assert [(r.number, r.seq) for r in records] == [(0, 2), (1, 5)]
+        assert [r.old is not None for r in records] == [True, True]
+        assert log.deletes.value == 1 and log.since.value == self.N - 1
+        for seq in (2, 5):
+            with pytest.raises(DeletedError):
+                log.get(seq)
+        assert log.get_many([1, 2]) == [values[1], DELETED]
+        assert log.delete_many([2]) == []  # deleted before: nothing changes
+        assert [(r.number, r.seq) for r in log.read_deletes(0, 10)] == [(0, 2), (1, 5)]
+        assert log.append(self.value(self.N)) == self.N
+
+    def test_streams_over_deleted_entries_against_the_model(self, log: Log) -> None:
+        self.fill(log, self.N)
+        deleted = {0, 3, 4, 5, 11}
+        log.delete_many(sorted(deleted))
+        rng = random.Random(7)
+        for _ in range(60):
+            opts: dict[str, Any] = {}
+            for name in ("gt", "gte", "lt", "lte"):
+                if rng.random() < 0.3:
+                    opts[name] = rng.choice(self.BOUNDS)
+            if ("gt" in opts and "gte" in opts) or ("lt" in opts and "lte" in opts):
+                continue
+            if is_inverted(opts.get("gt"), opts.get("gte"), opts.get("lt"), opts.get("lte")):
+                continue
+            reverse = rng.random() < 0.5
+            limit = rng.choice([None, 0, 1, 2, 5])
+            every = model_seqs(self.N, reverse=reverse, **opts)
+            alive = [s for s in every if s not in deleted]
+            want = alive if limit is None else alive[:limit]
+            got = list(log.stream(reverse=reverse, limit=limit, values=False, **opts))
+            assert got == want, (opts, reverse, limit)
+            shown = [e.seq for e in log.stream(reverse=reverse, tombstones=True, **opts)]
+            assert shown == every
+        assert [e.value for e in log.stream(tombstones=True, lte=0)] == [DELETED]
+
+    def test_bad_deletes_change_nothing(self, log: Log) -> None:
+        self.fill(log, 3)
+        before = self.contents(log)
+        bad: Any
+        for bad in ([0, 3], [-1], ["0"], [True], 1.5, "0", [2**70]):
+            with pytest.raises((NotFoundError, InvalidTypeError)):
+                log.delete_many(bad)
+        assert self.contents(log) == before and log.deletes.value == -1
+
+    def test_deletes_survive_a_reopen(self, log: Log) -> None:
+        self.fill(log, self.N)
+        log.delete_many([1, self.N - 1])
+        log = self._reopen_or_skip(log)
+        assert log.since.value == self.N - 1 and log.deletes.value == 1
+        alive = [s for s in range(self.N) if s not in (1, self.N - 1)]
+        assert [e.seq for e in log.stream()] == alive
+        assert log.append(self.value(self.N)) == self.N  # the deleted last seq is not reused
 
     def test_reopen_keeps_everything(self, log: Log) -> None:
         values = self.fill(log, self.N)
