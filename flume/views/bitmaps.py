@@ -100,8 +100,7 @@ def add_entries(
         stored = get(key)
         bitmap = BitMap.deserialize(stored) if stored is not None else BitMap()
         bitmap.update(lows)
-        bitmap.run_optimize()
-        put(key, bitmap.serialize())
+        put(key, _canonical(bitmap))
 
 
 def remove_entries(
@@ -126,13 +125,19 @@ def remove_entries(
         left = BitMap.deserialize(stored)
         left.difference_update(BitMap(lows))
         if left:
-            # Built again from its values: a run container that lost values stays a run, where
-            # a record built without them holds an array; this keeps records canonical.
-            bitmap = BitMap(left.to_array())
-            bitmap.run_optimize()
-            put(key, bitmap.serialize())
+            put(key, _canonical(left))
         else:
             delete(key)
+
+
+def _canonical(bitmap: BitMap) -> bytes:
+    """The record of ``bitmap``'s seqs, the same bytes however they were gathered: built again
+    from its values, as a run container that gained or lost values keeps its type where one
+    built at once would hold an array."""
+    fresh = BitMap(bitmap.to_array())
+    fresh.run_optimize()
+    data: bytes = fresh.serialize()
+    return data
 
 
 def _records_of(
