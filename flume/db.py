@@ -27,6 +27,7 @@ from flume.errors import (
     DiskFullError,
     FlumeTimeoutError,
     FormatError,
+    InvalidArgumentError,
     InvalidTypeError,
     NotFoundError,
     ReadOnlyError,
@@ -330,15 +331,22 @@ class Flume:
 
         Raises:
             QueryError: a malformed query, or one with other stages than ``$filter``.
+            InvalidArgumentError: a query with no ``$filter`` (it would delete everything).
             NotFoundError: no view ``view``. ReadOnlyError, ClosedError.
         """
         from flume.query import execute, parse_query
         from flume.query.execute import check_seqs as check_query_seqs
 
         self._check_writable()
+        parsed = parse_query(query)
+        check_query_seqs(parsed, True)
+        if parsed.first_filter is None:
+            # A query of no filter matches every value: a slip, more likely than meant.
+            raise InvalidArgumentError(
+                "delete_where needs a $filter; to delete every value, say so: "
+                '[{"$filter": {}}]'
+            )
         if view is None:
-            parsed = parse_query(query)
-            check_query_seqs(parsed, True)
             entries = ((e.seq, e.value) for e in self.log.stream())
             seqs = [seq for seq, _ in execute(parsed, entries, seqs=True)]
         else:

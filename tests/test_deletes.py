@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 
 import flume
 from flume import DELETED, Entry, Flume, MemoryLog
-from flume.errors import DeletedError, InvalidTypeError, NotFoundError, QueryError, ReadOnlyError
+from flume.errors import (
+    DeletedError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    NotFoundError,
+    QueryError,
+    ReadOnlyError,
+)
 from flume.views import Index, Query, Reduce
 from flume.views.base import View
 
@@ -235,6 +242,9 @@ def test_bad_deletes_change_nothing(db: Flume) -> None:
         assert db.log.deletes.value == -1
     with pytest.raises(QueryError):
         db.delete_where([{"$map": "a"}])
+    for everything in (None, [], [{"$sort": ["a"]}]):
+        with pytest.raises(InvalidArgumentError, match="needs a \\$filter"):
+            db.delete_where(everything)
     with pytest.raises(NotFoundError):
         db.delete_where([{"$filter": {"a": 1}}], view="by_a")
     assert list(db.stream()) == before and db.cnt.get() == 10

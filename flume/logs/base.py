@@ -455,11 +455,15 @@ class LogStream(Iterator[Any]):
             buffer = self._refill()
             if not buffer:
                 return
+            # _shape dropped the deleted entries the log knew of when the chunk was read; one
+            # deleted since (a reader learns of deletes only at refresh()) is dropped here.
+            shown = self._tombstones
             if mode == _SEQS:
-                for seq, _ in buffer:
+                for seq, data in buffer:
                     if self._closed:
                         return
-                    yield seq
+                    if data or shown:
+                        yield seq
                 continue
             for seq, data in buffer:
                 if self._closed:
@@ -467,7 +471,12 @@ class LogStream(Iterator[Any]):
                 try:
                     value = decode_fast(data)
                 except Exception:
-                    value = DELETED if data == TOMBSTONE else self._decode(seq, data)
+                    if data == TOMBSTONE:
+                        if not shown:
+                            continue
+                        value = DELETED
+                    else:
+                        value = self._decode(seq, data)
                 yield new_tuple(Entry, (seq, value)) if mode == _ENTRIES else value
 
     def _refill(self) -> list[tuple[int, bytes]]:

@@ -1,11 +1,11 @@
 """Compaction of the LMDB log: rewrite ``<dir>/log/`` so that no free page of it survives.
 
 LMDB never shrinks its data file, and the pages it frees (of overwritten or deleted values)
-keep their old bytes until they are reused. :func:`compact_copy` writes a compacting copy of
-the environment (``env.copy(path, compact=True)``: only the pages in use, renumbered) into a
-new directory beside the log, ``<dir>/log.compact-<random>/``; :func:`swap_in` then puts that
-directory in the place of ``log/`` and the old one where the copy was, and
-:func:`remove_dir` deletes it.
+keep their old bytes until they are reused. :meth:`Compaction.copy` writes every record of the
+environment into a new one (not LMDB's compacting copy, whose overflow pages can carry stale
+bytes in their unused tails) in a new directory beside the log,
+``<dir>/log.compact-<random>/``; :meth:`Compaction.swap` then puts that directory in the place
+of ``log/`` and the old one where the copy was, and :meth:`Compaction.finish` deletes it.
 
 Whole directories are swapped, never files: LMDB's ``lock.mdb`` (its reader table and writer
 mutex) belongs to one data file, and a lock file shared by two data files would let a writer
@@ -38,6 +38,8 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
+
+import lmdb
 
 from flume import fs
 from flume.errors import FlumeError
@@ -100,6 +102,44 @@ def _fsync_path(path: str, directory: bool = False) -> None:
         os.close(fd)
 
 
+# Records per write transaction of the rewrite.
+_REWRITE_BATCH = 10_000
+
+
+def _rewrite(env: Any, dbs: list[tuple[bytes, Any]], path: str, map_size: int) -> None:
+    """Write every record of ``dbs`` into a new environment at ``path``, in key order.
+
+    Not ``env.copy(compact=True)``: LMDB builds a new page in a buffer that an earlier write
+    transaction used and does not clear it, so the tail of a copied overflow page can hold the
+    bytes of values written before, deleted ones too. A new environment's buffers only ever
+    held what it wrote itself: the entries being kept.
+    """
+    target = lmdb.open(
+        path, map_size=map_size, subdir=True, max_dbs=len(dbs), sync=False, metasync=False,
+        readahead=False,
+    )
+    try:
+        with env.begin(write=False) as source:
+            for name, db in dbs:
+                handle = target.open_db(name)
+                batch: list[tuple[bytes, bytes]] = []
+                for item in source.cursor(db=db).iternext(keys=True, values=True):
+                    batch.append(item)
+                    if len(batch) >= _REWRITE_BATCH:
+                        _put_all(target, handle, batch)
+                        batch = []
+                _put_all(target, handle, batch)
+        target.sync(True)
+    finally:
+        target.close()
+
+
+def _put_all(env: Any, db: Any, items: list[tuple[bytes, bytes]]) -> None:
+    if items:
+        with env.begin(write=True, db=db) as txn:
+            txn.cursor().putmulti(items, append=True)
+
+
 class Compaction:
     """One compaction of the log directory ``log_dir``: :meth:`copy`, :meth:`swap`, then
     :meth:`finish`; :meth:`abandon` on any failure before the swap. The caller holds every
@@ -120,9 +160,10 @@ class Compaction:
         assert self._new is not None
         return self._new.path
 
-    def copy(self, env: Any) -> None:
-        """Write the compacting copy of ``env`` into a new locked directory beside the log
-        (:attr:`new_path`), made durable (the data file and the directory fsynced).
+    def copy(self, env: Any, dbs: list[tuple[bytes, Any]], map_size: int) -> None:
+        """Write every record of ``env``'s databases ``dbs`` (``(name, handle)`` pairs) into a
+        new environment in a new locked directory beside the log (:attr:`new_path`), made
+        durable (the data file and the directory fsynced).
 
         Blocks on: reading every page in use and writing the copy (a read transaction).
 
@@ -137,7 +178,7 @@ class Compaction:
         try:
             self._new = _LockedDir(path)
             step("made-dir")
-            env.copy(path, compact=True)
+            _rewrite(env, dbs, path, map_size)
             step("copied")
             _fsync_path(os.path.join(path, _DATA_FILE))
             _fsync_path(path, directory=True)

@@ -1029,7 +1029,8 @@ class LmdbLog(BaseLog):
             compaction = lmdb_compact.Compaction(self._path)
             with self._rw.shared():
                 map_size = self._env.info()["map_size"]
-                compaction.copy(self._env)
+                dbs = [(b"meta", self._shared.meta_db), (b"log", self._shared.log_db)]
+                compaction.copy(self._env, dbs, map_size)
             try:
                 # Opened at its temporary name, before any other process can see it there.
                 opened = _new_env(
