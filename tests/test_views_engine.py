@@ -561,7 +561,7 @@ def test_close_during_a_long_catch_up_leaves_every_view_consistent(tmp_path: Pat
 
 
 def test_status_reports_every_view(db: Flume) -> None:
-    assert db.status() == {"since": -1, "views": {}}
+    assert db.status() == {"since": -1, "deleted": 0, "views": {}}
     db.use("count", count_view())
     db.use("idx", Index(lambda v: v))
     db.use("bad", Reduce(failing_reducer(3), initial=0))
