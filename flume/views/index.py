@@ -63,7 +63,19 @@ class Index(View):
         return [result]
 
     def apply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> None:
-        put = batch.put
+        self._each_entry(entries, batch.put)
+
+    def unapply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> bool:
+        """Delete the keys ``fn`` gives for ``entries`` (the same keys ``apply`` put: ``fn`` is
+        a pure function of the value)."""
+        delete = batch.delete
+        self._each_entry(entries, lambda key, _: delete(key))
+        return True
+
+    def _each_entry(
+        self, entries: Sequence[tuple[int, Any]], write: Callable[[bytes, bytes], None]
+    ) -> None:
+        """``write(stored key, stored value)`` for every key ``fn`` gives for ``entries``."""
         keys_of = self._keys_of
         seq = -1
         try:
@@ -71,33 +83,15 @@ class Index(View):
                 suffix = keys.seq_key(seq)
                 for key in keys_of(value):
                     if isinstance(key, tuple):
-                        put(keys.encode_tuple(key) + suffix, _TUPLE + keys.type_hint(key))
+                        write(keys.encode_tuple(key) + suffix, _TUPLE + keys.type_hint(key))
                     else:
-                        put(keys.encode_tuple((key,)) + suffix, _SCALAR + keys.type_hint((key,)))
+                        write(keys.encode_tuple((key,)) + suffix, _SCALAR + keys.type_hint((key,)))
         except EncodeError as e:
             raise ViewFunctionError(
                 seq, e, "the index function returned a key that cannot be stored"
             ) from e
         except Exception as e:
             raise ViewFunctionError(seq, e, "the index function raised") from e
-
-    def unapply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> bool:
-        """Delete the keys ``fn`` gives for ``entries`` (the same keys ``apply`` put: ``fn`` is
-        a pure function of the value)."""
-        delete = batch.delete
-        seq = -1
-        try:
-            for seq, value in entries:
-                suffix = keys.seq_key(seq)
-                for key in self._keys_of(value):
-                    delete(keys.encode_tuple(key if isinstance(key, tuple) else (key,)) + suffix)
-        except EncodeError as e:
-            raise ViewFunctionError(
-                seq, e, "the index function returned a key that cannot be stored"
-            ) from e
-        except Exception as e:
-            raise ViewFunctionError(seq, e, "the index function raised") from e
-        return True
 
     def _decode(self, raw_key: bytes, raw_value: bytes) -> tuple[Any, int]:
         fields = keys.decode_tuple(raw_key[: -keys.SEQ_BYTES], raw_value[1:])

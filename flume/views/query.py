@@ -11,7 +11,7 @@ rebuilds them from the keys alone — and runs the whole query over them.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import islice, starmap
 from typing import Any
 
@@ -102,16 +102,7 @@ class Query(View):
 
     def apply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> None:
         put = batch.put
-        specs = [(self._prefixes[name], paths) for name, paths in self.indexes.items()]
-        seq = -1
-        try:
-            for seq, value in entries:
-                suffix = seq_key(seq)
-                for prefix, paths in specs:
-                    key, hint = index_entry(paths, suffix, value)
-                    put(prefix + key, hint)
-        except EncodeError as e:
-            raise ViewFunctionError(seq, e, "a value's indexed field cannot be encoded") from e
+        self._each_entry(entries, put)
         if self.bitmaps:
             bitmaps_store.add_entries(
                 self.bitmaps, entries, self.ctx.family.get, put, self.chunk_bits
@@ -120,20 +111,27 @@ class Query(View):
     def unapply(self, entries: Sequence[tuple[int, Any]], batch: FamilyBatch) -> bool:
         """Delete ``entries``' keys from every index, and their seqs from the bitmaps."""
         delete = batch.delete
+        self._each_entry(entries, lambda key, _: delete(key))
+        if self.bitmaps:
+            bitmaps_store.remove_entries(
+                self.bitmaps, entries, self.ctx.family.get, batch.put, delete, self.chunk_bits
+            )
+        return True
+
+    def _each_entry(
+        self, entries: Sequence[tuple[int, Any]], write: Callable[[bytes, bytes], None]
+    ) -> None:
+        """``write(key, hint)`` for ``entries``' entry in every index."""
         specs = [(self._prefixes[name], paths) for name, paths in self.indexes.items()]
         seq = -1
         try:
             for seq, value in entries:
                 suffix = seq_key(seq)
                 for prefix, paths in specs:
-                    delete(prefix + index_entry(paths, suffix, value)[0])
+                    key, hint = index_entry(paths, suffix, value)
+                    write(prefix + key, hint)
         except EncodeError as e:
             raise ViewFunctionError(seq, e, "a value's indexed field cannot be encoded") from e
-        if self.bitmaps:
-            bitmaps_store.remove_entries(
-                self.bitmaps, entries, self.ctx.family.get, batch.put, delete, self.chunk_bits
-            )
-        return True
 
     # -- reading -------------------------------------------------------------------------------
 
